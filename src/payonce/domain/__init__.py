@@ -1,0 +1,1 @@
+"""The domain: money, ids, orders, payment records and their one transition table each."""

@@ -1,0 +1,109 @@
+"""The provider port: one adapter per channel, speaking that channel's protocol.
+
+Adapters translate every foreign failure at the edge: a call that may have reached the provider
+and did not answer raises ``ProviderUnavailable`` (the outcome is unknown, never "failed"); a
+definitive refusal raises ``ProviderRejected``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.money import Money
+from payonce.domain.payment import Action
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRequest:
+    out_trade_no: str
+    amount: Money
+    platform: Platform
+    subject: str
+    pay_deadline: datetime  # the provider refuses payment after this instant
+    return_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTrade:
+    action: Action
+    provider_trade_no: str | None = None
+
+
+class TradeState(StrEnum):
+    NOT_FOUND = "NOT_FOUND"  # the provider holds no trade (yet: Alipay opens it at scan)
+    OPEN = "OPEN"  # waiting for the shopper
+    PAID = "PAID"
+    CLOSED = "CLOSED"  # closed unpaid; can no longer be paid
+
+
+@dataclass(frozen=True, slots=True)
+class TradeSnapshot:
+    state: TradeState
+    provider_trade_no: str | None = None
+    amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    refund_no: str
+    amount: Money
+    completed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderNotification:
+    """A notification whose signature has been verified; its business fields are not yet matched."""
+
+    channel: Channel
+    notify_id: str
+    out_trade_no: str
+    provider_trade_no: str | None
+    state: TradeState
+    amount: Money
+    merchant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationReply:
+    status_code: int
+    body: bytes
+    media_type: str
+
+
+class PaymentProvider(Protocol):
+    @property
+    def channel(self) -> Channel: ...
+
+    def supports(self, platform: Platform, currency: str) -> bool: ...
+
+    @property
+    def merchant_id(self) -> str:
+        """Our id at the provider (app id, merchant id); notifications must name it."""
+        ...
+
+    async def create(self, request: TradeRequest) -> CreatedTrade: ...
+
+    async def query(self, out_trade_no: str) -> TradeSnapshot: ...
+
+    async def close(self, out_trade_no: str) -> TradeSnapshot:
+        """Make the trade unpayable. Answers CLOSED, or PAID when the shopper paid first."""
+        ...
+
+    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult: ...
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+        """Verify the signature on the raw bytes; raise ``NotificationRejected`` otherwise."""
+        ...
+
+    def acknowledge(self) -> NotificationReply:
+        """The answer that tells the provider to stop retrying."""
+        ...
+
+    def refuse(self, reason: str) -> NotificationReply:
+        """The answer that tells the provider to try again later."""
+        ...

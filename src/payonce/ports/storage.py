@@ -1,0 +1,167 @@
+"""The storage port: repositories inside one unit of work (a database transaction).
+
+Every "at most once" lives here as a unique constraint or a compare-and-set, never as a read
+followed by a write in the service. Adapters raise ``StaleVersion``, ``DuplicateKey`` and
+``FenceRejected`` (from ``payonce.errors``) when the database refuses a write.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from payonce.domain.events import Event
+from payonce.domain.ids import EventId, OrderId, PaymentId
+from payonce.domain.order import Order
+from payonce.domain.payment import Payment
+
+
+class OrderRepository(Protocol):
+    async def add(self, order: Order) -> None: ...
+
+    async def get(self, order_id: OrderId) -> Order | None: ...
+
+    async def update(self, order: Order, *, expected_version: int) -> None:
+        """Write ``order`` if the stored one still has ``expected_version``; else StaleVersion."""
+        ...
+
+
+class PaymentRepository(Protocol):
+    async def add(self, payment: Payment) -> None:
+        """Insert; DuplicateKey when a second live or applied record, or a known trade id."""
+        ...
+
+    async def get(self, payment_id: PaymentId) -> Payment | None: ...
+
+    async def by_out_trade_no(self, out_trade_no: str) -> Payment | None: ...
+
+    async def for_order(self, order_id: OrderId) -> list[Payment]:
+        """The order's payments, newest first."""
+        ...
+
+    async def update(self, payment: Payment, *, expected_version: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    event: Event
+    attempts: int
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+class OutboxRepository(Protocol):
+    async def add(self, event: Event, *, now: datetime) -> None: ...
+
+    async def due(
+        self, *, now: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        """Undelivered entries whose next attempt is due, oldest first."""
+        ...
+
+    async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
+        """True if this call delivered it (it was still undelivered)."""
+        ...
+
+    async def mark_failed(
+        self, event_id: EventId, *, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    async def get(self, event_id: EventId) -> OutboxEntry | None: ...
+
+
+class InboxRepository(Protocol):
+    async def record(self, consumer: str, event_id: EventId, *, now: datetime) -> bool:
+        """True the first time ``consumer`` records ``event_id``; False ever after."""
+        ...
+
+
+class NotificationLog(Protocol):
+    async def record(
+        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+    ) -> bool:
+        """True the first time a channel's notification id is recorded; False ever after."""
+        ...
+
+
+class IdempotencyState(StrEnum):
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    caller: str
+    key: str
+    fingerprint: str
+    state: IdempotencyState
+    locked_until: datetime
+    expires_at: datetime
+    response_status: int | None = None
+    response_body: bytes | None = None
+    response_type: str | None = None
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, caller: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def insert(self, record: IdempotencyRecord) -> bool:
+        """True if inserted; False when the (caller, key) pair already exists."""
+        ...
+
+    async def take_over(
+        self, record: IdempotencyRecord, *, expected_locked_until: datetime
+    ) -> bool:
+        """Re-claim an abandoned in-flight key (compare-and-set on its lease)."""
+        ...
+
+    async def complete(
+        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
+    ) -> None: ...
+
+    async def delete(self, caller: str, key: str) -> None: ...
+
+
+class FenceRepository(Protocol):
+    async def check(self, key: str, token: int) -> None:
+        """Record ``token`` as the newest writer of ``key``; FenceRejected if a newer one wrote."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def payments(self) -> PaymentRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def notifications(self) -> NotificationLog: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def fences(self) -> FenceRepository: ...
+
+
+class Storage(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One transaction: committed when the block ends normally, rolled back on an exception."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...
