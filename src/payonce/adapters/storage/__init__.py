@@ -1,0 +1,1 @@
+"""Storage adapters: SQL (SQLite, PostgreSQL) through SQLAlchemy Core, and the in-memory twin."""

@@ -1,0 +1,268 @@
+"""The in-memory storage twin: the same constraints as the SQL schema, transactions serialised.
+
+Used by fast unit tests and property tests; it passes the same contract suite as the SQL adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from payonce.domain.events import Event
+from payonce.domain.ids import EventId, OrderId, PaymentId
+from payonce.domain.order import Order
+from payonce.domain.payment import Payment
+from payonce.errors import DuplicateKey, FenceRejected, StaleVersion
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+
+
+@dataclass
+class _State:
+    orders: dict[OrderId, Order] = field(default_factory=dict)
+    payments: dict[PaymentId, Payment] = field(default_factory=dict)
+    outbox: dict[EventId, OutboxEntry] = field(default_factory=dict)
+    inbox: set[tuple[str, EventId]] = field(default_factory=set)
+    notifications: set[tuple[str, str]] = field(default_factory=set)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    fences: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        return _State(
+            dict(self.orders),
+            dict(self.payments),
+            dict(self.outbox),
+            set(self.inbox),
+            set(self.notifications),
+            dict(self.idempotency),
+            dict(self.fences),
+        )
+
+
+class _Orders:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def add(self, order: Order) -> None:
+        if order.id in self._st.orders:
+            raise DuplicateKey("pk_orders")
+        self._st.orders[order.id] = order
+
+    async def get(self, order_id: OrderId) -> Order | None:
+        return self._st.orders.get(order_id)
+
+    async def update(self, order: Order, *, expected_version: int) -> None:
+        current = self._st.orders.get(order.id)
+        if current is None or current.version != expected_version:
+            raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
+        self._st.orders[order.id] = order
+
+
+class _Payments:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    def _check_constraints(self, payment: Payment) -> None:
+        if payment.order_id not in self._st.orders:
+            raise DuplicateKey("fk_payments_order_id")
+        for other in self._st.payments.values():
+            if other.id == payment.id:
+                continue
+            if other.out_trade_no == payment.out_trade_no:
+                raise DuplicateKey("uq_payments_out_trade_no")
+            if other.order_id == payment.order_id and other.number == payment.number:
+                raise DuplicateKey("uq_payments_order_number")
+            if (
+                payment.provider_trade_no is not None
+                and other.channel == payment.channel
+                and other.provider_trade_no == payment.provider_trade_no
+            ):
+                raise DuplicateKey("uq_payments_provider_trade_no")
+            if other.order_id != payment.order_id:
+                continue
+            if payment.applied and other.applied:
+                raise DuplicateKey("ux_payments_one_applied_per_order")
+            if payment.closable and other.closable and payment.is_live and other.is_live:
+                raise DuplicateKey("ux_payments_one_live_per_order")
+
+    async def add(self, payment: Payment) -> None:
+        if payment.id in self._st.payments:
+            raise DuplicateKey("pk_payments")
+        self._check_constraints(payment)
+        self._st.payments[payment.id] = payment
+
+    async def get(self, payment_id: PaymentId) -> Payment | None:
+        return self._st.payments.get(payment_id)
+
+    async def by_out_trade_no(self, out_trade_no: str) -> Payment | None:
+        return next((p for p in self._st.payments.values() if p.out_trade_no == out_trade_no), None)
+
+    async def for_order(self, order_id: OrderId) -> list[Payment]:
+        found = [p for p in self._st.payments.values() if p.order_id == order_id]
+        return sorted(found, key=lambda p: p.number, reverse=True)
+
+    async def update(self, payment: Payment, *, expected_version: int) -> None:
+        current = self._st.payments.get(payment.id)
+        if current is None or current.version != expected_version:
+            raise StaleVersion(f"payment {payment.id} is no longer at version {expected_version}")
+        self._check_constraints(payment)
+        self._st.payments[payment.id] = payment
+
+
+class _Outbox:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def add(self, event: Event, *, now: datetime) -> None:
+        if event.id in self._st.outbox:
+            raise DuplicateKey("pk_outbox")
+        self._st.outbox[event.id] = OutboxEntry(event, 0, now, None, None)
+
+    async def due(
+        self, *, now: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        found = [
+            entry
+            for entry in self._st.outbox.values()
+            if entry.delivered_at is None
+            and entry.next_attempt_at <= now
+            and (order_id is None or entry.event.order_id == order_id)
+        ]
+        found.sort(key=lambda e: (e.next_attempt_at, e.event.id))
+        return found[:limit]
+
+    async def get(self, event_id: EventId) -> OutboxEntry | None:
+        return self._st.outbox.get(event_id)
+
+    async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
+        entry = self._st.outbox.get(event_id)
+        if entry is None or entry.delivered_at is not None:
+            return False
+        self._st.outbox[event_id] = replace(
+            entry, delivered_at=now, attempts=entry.attempts + 1, last_error=None
+        )
+        return True
+
+    async def mark_failed(
+        self, event_id: EventId, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        entry = self._st.outbox.get(event_id)
+        if entry is not None and entry.delivered_at is None:
+            self._st.outbox[event_id] = replace(
+                entry,
+                attempts=entry.attempts + 1,
+                next_attempt_at=next_attempt_at,
+                last_error=error,
+            )
+
+
+class _Inbox:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def record(self, consumer: str, event_id: EventId, *, now: datetime) -> bool:
+        if (consumer, event_id) in self._st.inbox:
+            return False
+        self._st.inbox.add((consumer, event_id))
+        return True
+
+
+class _Notifications:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def record(
+        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+    ) -> bool:
+        if (channel, notify_id) in self._st.notifications:
+            return False
+        self._st.notifications.add((channel, notify_id))
+        return True
+
+
+class _Idempotency:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def get(self, caller: str, key: str) -> IdempotencyRecord | None:
+        return self._st.idempotency.get((caller, key))
+
+    async def insert(self, record: IdempotencyRecord) -> bool:
+        if (record.caller, record.key) in self._st.idempotency:
+            return False
+        self._st.idempotency[(record.caller, record.key)] = record
+        return True
+
+    async def take_over(
+        self, record: IdempotencyRecord, *, expected_locked_until: datetime
+    ) -> bool:
+        current = self._st.idempotency.get((record.caller, record.key))
+        if (
+            current is None
+            or current.state is not IdempotencyState.IN_FLIGHT
+            or current.locked_until != expected_locked_until
+        ):
+            return False
+        self._st.idempotency[(record.caller, record.key)] = record
+        return True
+
+    async def complete(
+        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
+    ) -> None:
+        current = self._st.idempotency.get((caller, key))
+        if current is not None:
+            self._st.idempotency[(caller, key)] = replace(
+                current,
+                state=IdempotencyState.DONE,
+                response_status=status,
+                response_body=body,
+                response_type=media_type,
+            )
+
+    async def delete(self, caller: str, key: str) -> None:
+        self._st.idempotency.pop((caller, key), None)
+
+
+class _Fences:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def check(self, key: str, token: int) -> None:
+        if self._st.fences.get(key, token) > token:
+            raise FenceRejected(f"lock token {token} for {key} is older than one that wrote")
+        self._st.fences[key] = token
+
+
+class MemoryUnitOfWork:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.orders = _Orders(state)
+        self.payments = _Payments(state)
+        self.outbox = _Outbox(state)
+        self.inbox = _Inbox(state)
+        self.notifications = _Notifications(state)
+        self.idempotency = _Idempotency(state)
+        self.fences = _Fences(state)
+
+
+class MemoryStorage:
+    """Transactions run one at a time on a copy of the state, swapped in at commit."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._serial = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MemoryUnitOfWork]:
+        async with self._serial:
+            work = MemoryUnitOfWork(self._state.copy())
+            yield work
+            self._state = work.state
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,302 @@
+"""The SQL storage adapter: repositories over SQLAlchemy Core, one connection per unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Executable, Result, Table, delete, exc, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from payonce.adapters.storage import rows
+from payonce.adapters.storage.tables import (
+    idempotency_keys,
+    inbox,
+    lock_fences,
+    notifications,
+    orders,
+    outbox,
+    payments,
+)
+from payonce.domain.events import Event
+from payonce.domain.ids import EventId, OrderId, PaymentId
+from payonce.domain.order import Order
+from payonce.domain.payment import Payment
+from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageUnavailable
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+
+
+class _Session:
+    """One open transaction; translates driver errors into payonce's error tree."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def execute(self, statement: Executable) -> Result[Any]:
+        try:
+            return await self.conn.execute(statement)
+        except exc.IntegrityError as error:
+            raise DuplicateKey(str(error.orig).splitlines()[0]) from error
+
+    async def insert_ignoring_conflict(
+        self, table: Table, values: Mapping[str, Any], keys: list[str]
+    ) -> bool:
+        """Insert unless a row with the same ``keys`` exists; True when inserted."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        )
+        result = await self.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class _Orders:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def add(self, order: Order) -> None:
+        await self._s.execute(orders.insert().values(**rows.order_to_row(order)))
+
+    async def get(self, order_id: OrderId) -> Order | None:
+        row = (await self._s.execute(select(orders).where(orders.c.id == order_id))).mappings()
+        found = row.first()
+        return rows.order_from_row(found) if found else None
+
+    async def update(self, order: Order, *, expected_version: int) -> None:
+        result = await self._s.execute(
+            update(orders)
+            .where(orders.c.id == order.id, orders.c.version == expected_version)
+            .values(**rows.order_to_row(order))
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
+
+
+class _Payments:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def add(self, payment: Payment) -> None:
+        await self._s.execute(payments.insert().values(**rows.payment_to_row(payment)))
+
+    async def _one(self, *where: Any) -> Payment | None:
+        found = (await self._s.execute(select(payments).where(*where))).mappings().first()
+        return rows.payment_from_row(found) if found else None
+
+    async def get(self, payment_id: PaymentId) -> Payment | None:
+        return await self._one(payments.c.id == payment_id)
+
+    async def by_out_trade_no(self, out_trade_no: str) -> Payment | None:
+        return await self._one(payments.c.out_trade_no == out_trade_no)
+
+    async def for_order(self, order_id: OrderId) -> list[Payment]:
+        result = await self._s.execute(
+            select(payments)
+            .where(payments.c.order_id == order_id)
+            .order_by(payments.c.number.desc())
+        )
+        return [rows.payment_from_row(row) for row in result.mappings()]
+
+    async def update(self, payment: Payment, *, expected_version: int) -> None:
+        result = await self._s.execute(
+            update(payments)
+            .where(payments.c.id == payment.id, payments.c.version == expected_version)
+            .values(**rows.payment_to_row(payment))
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleVersion(f"payment {payment.id} is no longer at version {expected_version}")
+
+
+class _Outbox:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def add(self, event: Event, *, now: datetime) -> None:
+        await self._s.execute(
+            outbox.insert().values(
+                **rows.event_to_row(event), attempts=0, next_attempt_at=now, delivered_at=None
+            )
+        )
+
+    async def due(
+        self, *, now: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        query = (
+            select(outbox)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.next_attempt_at, outbox.c.event_id)
+            .limit(limit)
+        )
+        if order_id is not None:
+            query = query.where(outbox.c.order_id == order_id)
+        return [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
+
+    async def get(self, event_id: EventId) -> OutboxEntry | None:
+        found = (
+            (await self._s.execute(select(outbox).where(outbox.c.event_id == event_id)))
+            .mappings()
+            .first()
+        )
+        return rows.outbox_from_row(found) if found else None
+
+    async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(outbox)
+            .where(outbox.c.event_id == event_id, outbox.c.delivered_at.is_(None))
+            .values(delivered_at=now, attempts=outbox.c.attempts + 1, last_error=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_failed(
+        self, event_id: EventId, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        await self._s.execute(
+            update(outbox)
+            .where(outbox.c.event_id == event_id, outbox.c.delivered_at.is_(None))
+            .values(
+                attempts=outbox.c.attempts + 1, next_attempt_at=next_attempt_at, last_error=error
+            )
+        )
+
+
+class _Inbox:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def record(self, consumer: str, event_id: EventId, *, now: datetime) -> bool:
+        return await self._s.insert_ignoring_conflict(
+            inbox,
+            {"consumer": consumer, "event_id": event_id, "processed_at": now},
+            ["consumer", "event_id"],
+        )
+
+
+class _Notifications:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def record(
+        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+    ) -> bool:
+        return await self._s.insert_ignoring_conflict(
+            notifications,
+            {
+                "channel": channel,
+                "notify_id": notify_id,
+                "payment_id": payment_id,
+                "received_at": now,
+            },
+            ["channel", "notify_id"],
+        )
+
+
+class _Idempotency:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    def _key(self, caller: str, key: str) -> tuple[Any, Any]:
+        return (idempotency_keys.c.caller == caller, idempotency_keys.c.key == key)
+
+    async def get(self, caller: str, key: str) -> IdempotencyRecord | None:
+        found = (
+            (await self._s.execute(select(idempotency_keys).where(*self._key(caller, key))))
+            .mappings()
+            .first()
+        )
+        return rows.idempotency_from_row(found) if found else None
+
+    async def insert(self, record: IdempotencyRecord) -> bool:
+        return await self._s.insert_ignoring_conflict(
+            idempotency_keys, rows.idempotency_to_row(record), ["caller", "key"]
+        )
+
+    async def take_over(
+        self, record: IdempotencyRecord, *, expected_locked_until: datetime
+    ) -> bool:
+        result = await self._s.execute(
+            update(idempotency_keys)
+            .where(
+                *self._key(record.caller, record.key),
+                idempotency_keys.c.state == IdempotencyState.IN_FLIGHT.value,
+                idempotency_keys.c.locked_until == expected_locked_until,
+            )
+            .values(**rows.idempotency_to_row(record))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def complete(
+        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
+    ) -> None:
+        await self._s.execute(
+            update(idempotency_keys)
+            .where(*self._key(caller, key))
+            .values(
+                state=IdempotencyState.DONE.value,
+                response_status=status,
+                response_body=body,
+                response_type=media_type,
+            )
+        )
+
+    async def delete(self, caller: str, key: str) -> None:
+        await self._s.execute(delete(idempotency_keys).where(*self._key(caller, key)))
+
+
+class _Fences:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def check(self, key: str, token: int) -> None:
+        dialect_insert = postgresql.insert if self._s.dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(lock_fences).values(key=key, token=token)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"token": statement.excluded.token},
+            where=lock_fences.c.token <= statement.excluded.token,
+        )
+        result = await self._s.execute(statement)
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise FenceRejected(f"lock token {token} for {key} is older than one that wrote")
+
+
+class SqlUnitOfWork:
+    def __init__(self, conn: AsyncConnection) -> None:
+        session = _Session(conn)
+        self.orders = _Orders(session)
+        self.payments = _Payments(session)
+        self.outbox = _Outbox(session)
+        self.inbox = _Inbox(session)
+        self.notifications = _Notifications(session)
+        self.idempotency = _Idempotency(session)
+        self.fences = _Fences(session)
+
+
+class SqlStorage:
+    """Storage on any SQLAlchemy async engine this project configures (SQLite, PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlUnitOfWork]:
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield SqlUnitOfWork(conn)
+        except exc.OperationalError as error:
+            raise StorageUnavailable(str(error.orig).splitlines()[0]) from error
+        except exc.IntegrityError as error:  # raised at commit by deferred constraints
+            raise DuplicateKey(str(error.orig).splitlines()[0]) from error
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (exc.OperationalError, exc.InterfaceError, OSError) as error:
+            raise StorageUnavailable(str(error)) from error
+
+    async def close(self) -> None:
+        await self.engine.dispose()

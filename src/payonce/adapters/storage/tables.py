@@ -1,0 +1,182 @@
+"""The SQL schema (SQLAlchemy Core): tables, and the constraints that make "at most once" hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    true,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from payonce.domain.payment import LIVE_STATUSES
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("lines", Text, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("client_secret", String(128), nullable=False),
+    Column("paid_payment_id", String(40), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("order_id", String(40), ForeignKey("orders.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("platform", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("out_trade_no", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("closable", Boolean, nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("action", Text, nullable=True),
+    Column("provider_trade_no", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_id", "number", name="uq_payments_order_number"),
+    UniqueConstraint("out_trade_no", name="uq_payments_out_trade_no"),
+    UniqueConstraint("channel", "provider_trade_no", name="uq_payments_provider_trade_no"),
+)
+
+# At most one applied payment per order.
+_APPLIED = payments.c.applied == true()
+# At most one live trade per order among channels that can close their trades.
+_LIVE_CLOSABLE = and_(
+    payments.c.closable == true(),
+    payments.c.status.in_(sorted(status.value for status in LIVE_STATUSES)),
+)
+
+Index(
+    "ux_payments_one_applied_per_order",
+    payments.c.order_id,
+    unique=True,
+    sqlite_where=_APPLIED,
+    postgresql_where=_APPLIED,
+)
+Index(
+    "ux_payments_one_live_per_order",
+    payments.c.order_id,
+    unique=True,
+    sqlite_where=_LIVE_CLOSABLE,
+    postgresql_where=_LIVE_CLOSABLE,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("topic", String(64), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("payment_id", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+_UNDELIVERED = outbox.c.delivered_at.is_(None)
+Index(
+    "ix_outbox_due",
+    outbox.c.next_attempt_at,
+    sqlite_where=_UNDELIVERED,
+    postgresql_where=_UNDELIVERED,
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("event_id", String(40), primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("notify_id", String(128), primary_key=True),
+    Column("payment_id", String(40), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("locked_until", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("response_type", String(128), nullable=True),
+)
+
+lock_fences = Table(
+    "lock_fences",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("token", BigInteger, nullable=False),
+)

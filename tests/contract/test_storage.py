@@ -1,0 +1,246 @@
+"""The storage contract: every adapter enforces the same constraints and compare-and-set rules."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.events import Event, Topic
+from payonce.domain.ids import EventId
+from payonce.domain.order import Order, OrderLine
+from payonce.domain.payment import Payment, PaymentStatus
+from payonce.errors import DuplicateKey, FenceRejected, StaleVersion
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, Storage
+from tests.conftest import START
+
+S = PaymentStatus
+_numbers = itertools.count(1)
+
+
+def _order() -> Order:
+    return Order.create(
+        customer_id="c-1", currency="CNY", lines=(OrderLine("S", "Tea", 1, 1000),), now=START
+    )
+
+
+def _payment(order: Order, channel: Channel = Channel.ALIPAY, **changes: object) -> Payment:
+    payment = Payment.open_intent(
+        order_id=order.id, channel=channel, platform=Platform.PC, amount=order.total, now=START
+    )
+    return replace(payment, **{"number": next(_numbers), **changes})  # type: ignore[arg-type]
+
+
+async def _saved(storage: Storage) -> Order:
+    order = _order()
+    async with storage.transaction() as uow:
+        await uow.orders.add(order)
+    return order
+
+
+async def test_an_order_round_trips(storage: Storage) -> None:
+    order = await _saved(storage)
+    async with storage.transaction() as uow:
+        assert await uow.orders.get(order.id) == order
+        assert await uow.orders.get("ord_missing") is None  # type: ignore[arg-type]
+
+
+async def test_order_updates_are_compare_and_set_on_version(storage: Storage) -> None:
+    order = await _saved(storage)
+    async with storage.transaction() as uow:
+        await uow.orders.update(order.touched(START), expected_version=1)
+    with pytest.raises(StaleVersion):
+        async with storage.transaction() as uow:
+            await uow.orders.update(order.touched(START), expected_version=1)
+    async with storage.transaction() as uow:
+        stored = await uow.orders.get(order.id)
+    assert stored is not None
+    assert stored.version == 2
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(storage: Storage) -> None:
+    order = _order()
+
+    async def crash_before_commit() -> None:
+        async with storage.transaction() as uow:
+            await uow.orders.add(order)
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        await crash_before_commit()
+    async with storage.transaction() as uow:
+        assert await uow.orders.get(order.id) is None
+
+
+async def test_at_most_one_live_closable_trade_per_order(storage: Storage) -> None:
+    order = await _saved(storage)
+    first = _payment(order)
+    async with storage.transaction() as uow:
+        await uow.payments.add(first)
+    for status in (S.UNPAID, S.PAYING, S.UNKNOWN, S.CLOSING):
+        with pytest.raises(DuplicateKey):
+            async with storage.transaction() as uow:
+                await uow.payments.add(_payment(order, status=status))
+    # A voucher channel cannot close its trades, so it is not held to this rule.
+    async with storage.transaction() as uow:
+        await uow.payments.add(_payment(order, Channel.BOLETO, closable=False))
+    # Once the first is closed, a new live trade may open.
+    async with storage.transaction() as uow:
+        await uow.payments.update(first.moved_to(S.CLOSED, now=START), expected_version=1)
+        await uow.payments.add(_payment(order))
+        assert len(await uow.payments.for_order(order.id)) == 3
+
+
+async def test_moving_a_second_trade_back_to_live_is_refused(storage: Storage) -> None:
+    order = await _saved(storage)
+    closed = _payment(order, status=S.CLOSED)
+    live = _payment(order, status=S.PAYING)
+    async with storage.transaction() as uow:
+        await uow.payments.add(closed)
+        await uow.payments.add(live)
+    with pytest.raises(DuplicateKey):
+        async with storage.transaction() as uow:
+            await uow.payments.update(
+                replace(closed, status=S.UNKNOWN, version=2), expected_version=1
+            )
+
+
+async def test_at_most_one_applied_payment_per_order(storage: Storage) -> None:
+    order = await _saved(storage)
+    async with storage.transaction() as uow:
+        await uow.payments.add(_payment(order, status=S.PAID, applied=True))
+    with pytest.raises(DuplicateKey):
+        async with storage.transaction() as uow:
+            await uow.payments.add(
+                _payment(order, Channel.BOLETO, status=S.PAID, applied=True, closable=False)
+            )
+    async with storage.transaction() as uow:  # an extra capture, not applied, is recorded
+        await uow.payments.add(
+            _payment(order, Channel.BOLETO, status=S.PAID, applied=False, closable=False)
+        )
+
+
+async def test_trade_numbers_are_unique(storage: Storage) -> None:
+    order = await _saved(storage)
+    first = _payment(order, status=S.CLOSED, provider_trade_no="T-1")
+    async with storage.transaction() as uow:
+        await uow.payments.add(first)
+    with pytest.raises(DuplicateKey):
+        async with storage.transaction() as uow:
+            await uow.payments.add(
+                _payment(order, status=S.CLOSED, out_trade_no=first.out_trade_no)
+            )
+    with pytest.raises(DuplicateKey):
+        async with storage.transaction() as uow:
+            await uow.payments.add(_payment(order, status=S.CLOSED, provider_trade_no="T-1"))
+    async with storage.transaction() as uow:  # per channel: another channel may reuse the id
+        await uow.payments.add(
+            _payment(order, Channel.WECHAT, status=S.CLOSED, provider_trade_no="T-1")
+        )
+        await uow.payments.add(_payment(order, status=S.CLOSED))  # many without a trade id
+        assert (await uow.payments.by_out_trade_no(first.out_trade_no)) == first
+
+
+async def test_payment_updates_are_compare_and_set_on_version(storage: Storage) -> None:
+    order = await _saved(storage)
+    payment = _payment(order)
+    async with storage.transaction() as uow:
+        await uow.payments.add(payment)
+        await uow.payments.update(payment.moved_to(S.PAYING, now=START), expected_version=1)
+    with pytest.raises(StaleVersion):
+        async with storage.transaction() as uow:
+            await uow.payments.update(payment.moved_to(S.UNKNOWN, now=START), expected_version=1)
+    async with storage.transaction() as uow:
+        stored = await uow.payments.get(payment.id)
+    assert stored is not None
+    assert stored.status is S.PAYING
+
+
+async def test_payments_of_an_order_are_numbered_and_come_newest_first(storage: Storage) -> None:
+    order = await _saved(storage)
+    first = _payment(order, status=S.CLOSED, number=1)
+    second = _payment(order, status=S.CLOSED, number=2)  # same instant: the number decides
+    async with storage.transaction() as uow:
+        await uow.payments.add(second)
+        await uow.payments.add(first)
+        assert [p.id for p in await uow.payments.for_order(order.id)] == [second.id, first.id]
+    with pytest.raises(DuplicateKey):
+        async with storage.transaction() as uow:
+            await uow.payments.add(_payment(order, status=S.CLOSED, number=2))
+
+
+async def test_outbox_delivers_each_event_once(storage: Storage) -> None:
+    order = await _saved(storage)
+    payment = _payment(order, status=S.PAID, applied=True)
+    event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, START)
+    async with storage.transaction() as uow:
+        await uow.payments.add(payment)
+        await uow.outbox.add(event, now=START)
+        assert [e.event for e in await uow.outbox.due(now=START, limit=10)] == [event]
+        await uow.outbox.mark_failed(
+            event.id, next_attempt_at=START + timedelta(seconds=1), error="503"
+        )
+        assert await uow.outbox.due(now=START, limit=10) == []
+        due = await uow.outbox.due(now=START + timedelta(seconds=1), limit=10, order_id=order.id)
+        assert [(e.event.id, e.attempts, e.last_error) for e in due] == [(event.id, 1, "503")]
+        assert await uow.outbox.mark_delivered(event.id, now=START) is True
+        assert await uow.outbox.mark_delivered(event.id, now=START) is False
+        assert await uow.outbox.due(now=START + timedelta(days=1), limit=10) == []
+
+
+async def test_inbox_and_notification_ids_are_recorded_once(storage: Storage) -> None:
+    async with storage.transaction() as uow:
+        assert await uow.inbox.record("orders", EventId("evt_1"), now=START) is True
+        assert await uow.inbox.record("orders", EventId("evt_1"), now=START) is False
+        assert await uow.inbox.record("ledger", EventId("evt_1"), now=START) is True
+        assert await uow.notifications.record("alipay", "n1", payment_id="pay_1", now=START) is True  # type: ignore[arg-type]
+        assert (
+            await uow.notifications.record("alipay", "n1", payment_id="pay_1", now=START) is False
+        )  # type: ignore[arg-type]
+        assert await uow.notifications.record("wechat", "n1", payment_id="pay_1", now=START) is True  # type: ignore[arg-type]
+
+
+async def test_idempotency_keys_are_claimed_once_and_taken_over_by_compare_and_set(
+    storage: Storage,
+) -> None:
+    claim = IdempotencyRecord(
+        caller="backend",
+        key="k1",
+        fingerprint="f",
+        state=IdempotencyState.IN_FLIGHT,
+        locked_until=START + timedelta(seconds=60),
+        expires_at=START + timedelta(hours=24),
+    )
+    async with storage.transaction() as uow:
+        assert await uow.idempotency.insert(claim) is True
+        assert await uow.idempotency.insert(claim) is False
+        assert await uow.idempotency.insert(replace(claim, caller="order:o1")) is True
+        later = replace(claim, locked_until=START + timedelta(seconds=120))
+        assert await uow.idempotency.take_over(later, expected_locked_until=START) is False
+        assert await uow.idempotency.take_over(later, expected_locked_until=claim.locked_until)
+        await uow.idempotency.complete(
+            "backend", "k1", status=201, body=b'{"a":1}', media_type="application/json"
+        )
+        done = await uow.idempotency.get("backend", "k1")
+        assert done is not None
+        assert (done.state, done.response_status, done.response_body) == (
+            IdempotencyState.DONE,
+            201,
+            b'{"a":1}',
+        )
+        await uow.idempotency.delete("backend", "k1")
+        assert await uow.idempotency.get("backend", "k1") is None
+
+
+async def test_fences_refuse_an_older_token(storage: Storage) -> None:
+    async with storage.transaction() as uow:
+        await uow.fences.check("order:o1", 5)
+        await uow.fences.check("order:o1", 5)
+        await uow.fences.check("order:o1", 7)
+        await uow.fences.check("order:o2", 1)  # per key
+    with pytest.raises(FenceRejected):
+        async with storage.transaction() as uow:
+            await uow.fences.check("order:o1", 6)
