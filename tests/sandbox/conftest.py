@@ -1,0 +1,72 @@
+"""Fixtures for the sandbox tests: RSA keys once, one server per session, a fresh sandbox each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sandbox_harness import (
+    START,
+    Env,
+    Receiver,
+    Stage,
+    bound_socket,
+    receiver_app,
+    sandbox_on_stage,
+    serve,
+    staged,
+)
+
+from payonce.adapters.clock import AdjustableClock
+from payonce.sandbox import AlipayCredentials
+
+
+@pytest.fixture(scope="session")
+def credentials() -> AlipayCredentials:
+    return AlipayCredentials.generate()
+
+
+@pytest.fixture
+def clock() -> AdjustableClock:
+    return AdjustableClock(start=START)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stage() -> AsyncIterator[Stage]:
+    async with staged() as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def env(
+    stage: Stage, credentials: AlipayCredentials, clock: AdjustableClock
+) -> AsyncIterator[Env]:
+    async with sandbox_on_stage(stage, credentials, clock) as running:
+        yield running
+
+
+class _ReceiverSlot:
+    def __init__(self) -> None:
+        self.current: Receiver | None = None
+
+    def get(self) -> Receiver:
+        assert self.current is not None, "no receiver in this test"
+        return self.current
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def receiver_server(
+    credentials: AlipayCredentials,
+) -> AsyncIterator[tuple[str, _ReceiverSlot]]:
+    sock, base = bound_socket()
+    slot = _ReceiverSlot()
+    async with serve(receiver_app(credentials, slot.get), sock):
+        yield f"{base}/notify", slot
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[str, _ReceiverSlot]) -> Receiver:
+    url, slot = receiver_server
+    slot.current = Receiver(url=url)
+    return slot.current
