@@ -1,0 +1,1 @@
+"""The application layer: one function per command, written against the ports only."""

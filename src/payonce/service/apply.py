@@ -1,0 +1,193 @@
+"""Apply payment: open (or reuse) the one trade an order may have open, never a second charge.
+
+The defences, in the order a request meets them: the cached answer (paid/closed, or the live
+attempt's action); the per-order lock; reuse of a valid open trade; close-before-new for another
+channel or platform; query-first while an earlier outcome is unknown; and underneath all of them
+the database's unique constraints and compare-and-set, which decide even when the lock does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.ids import OrderId
+from payonce.domain.order import Order, OrderStatus
+from payonce.domain.outcomes import CallUnanswered
+from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.transitions import IllegalTransition
+from payonce.errors import (
+    ChannelUnsupported,
+    OrderAlreadyPaid,
+    OrderBusy,
+    OrderClosed,
+    OrderExpired,
+    OrderNotFound,
+    PaymentOutcomeUnknown,
+    StorageConflict,
+)
+from payonce.ports.locks import Lease
+from payonce.ports.provider import TradeRequest
+from payonce.service.context import Deps, order_lock_key
+from payonce.service.recording import (
+    attempt_key,
+    cache_order_state,
+    insert_intent,
+    order_state_key,
+    record,
+)
+from payonce.service.trades import close_trade, open_trade, sync_with_provider
+from payonce.service.views import payment_view
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    payment: dict[str, Any]  # the public view of the payment record
+    created: bool  # True when a new provider trade was opened
+
+
+class _Again(Exception):
+    """The state moved (or we moved it): read it again and decide again."""
+
+
+async def apply_payment(
+    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform
+) -> Applied:
+    provider = deps.providers.get(channel)
+    if provider is None:
+        raise ChannelUnsupported(f"channel {channel} is not available")
+    cached = await _cached_answer(deps, order_id, channel, platform)
+    if cached is not None:
+        return cached
+    for _ in range(deps.policy.conflict_retries):
+        try:
+            async with deps.locks.hold(
+                order_lock_key(order_id),
+                ttl_s=deps.policy.lock_ttl_s,
+                wait_s=deps.policy.lock_wait_s,
+            ) as lease:
+                return await _apply_once(deps, order_id, channel, platform, lease)
+        except (_Again, StorageConflict, IllegalTransition):
+            continue
+    raise OrderBusy(f"order {order_id} kept changing; retry")
+
+
+async def _cached_answer(
+    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform
+) -> Applied | None:
+    try:
+        state = await deps.cache.get(order_state_key(order_id))
+        attempt = await deps.cache.get(attempt_key(order_id, channel, platform))
+    except Exception:
+        return None  # no cache: go to the database
+    if state == "paid":
+        raise OrderAlreadyPaid()
+    if state == "closed":
+        raise OrderClosed()
+    if attempt is None:
+        return None
+    view: dict[str, Any] = json.loads(attempt)
+    action = view.get("action") or {}
+    expires_at = action.get("expires_at")
+    if view.get("status") != PaymentStatus.PAYING.value or expires_at is None:
+        return None
+    if datetime.fromisoformat(expires_at) <= deps.clock.now() + deps.policy.reuse_margin:
+        return None
+    return Applied(view, created=False)
+
+
+async def _refuse_if_settled(deps: Deps, order: Order, payments: list[Payment]) -> None:
+    if order.status is OrderStatus.READY_FOR_SHIPMENT or any(p.applied for p in payments):
+        await cache_order_state(deps, order)
+        raise OrderAlreadyPaid()
+    if order.status is OrderStatus.CLOSED:
+        await cache_order_state(deps, order)
+        raise OrderClosed()
+    if order.is_expired(deps.clock.now()):
+        raise OrderExpired()
+
+
+async def _apply_once(
+    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform, lease: Lease
+) -> Applied:
+    async with deps.storage.transaction() as uow:
+        order = await uow.orders.get(order_id)
+        if order is None:
+            raise OrderNotFound()
+        payments = await uow.payments.for_order(order_id)
+    await _refuse_if_settled(deps, order, payments)
+    now = deps.clock.now()
+
+    for payment in payments:
+        if not payment.is_live:
+            continue
+        if payment.status is PaymentStatus.UNPAID:
+            if now - payment.created_at < deps.policy.intent_grace:
+                await _wait_for_change(deps, order)  # another request is opening this trade
+                raise _Again()
+            await record(deps, payment.id, CallUnanswered("intent abandoned by its request"))
+            raise _Again()
+        if payment.status is PaymentStatus.UNKNOWN:
+            settled = await sync_with_provider(deps, payment, lease)
+            if settled.status is PaymentStatus.UNKNOWN:
+                raise PaymentOutcomeUnknown(
+                    f"the outcome of payment {payment.id} is not known yet; retry shortly"
+                )
+            raise _Again()
+        if payment.status is PaymentStatus.CLOSING:
+            await close_trade(deps, payment, lease)
+            raise _Again()
+        if payment.reusable_for(
+            channel=channel,
+            platform=platform,
+            amount=order.total,
+            now=now,
+            margin=deps.policy.reuse_margin,
+        ):
+            return Applied(payment_view(payment), created=False)
+        if payment.closable:
+            await close_trade(deps, payment, lease)
+            raise _Again()
+        # A trade that cannot be closed (a Boleto voucher) stays open; a second capture of the
+        # order is refunded instead.
+
+    intent = await insert_intent(
+        deps,
+        Payment.open_intent(
+            order_id=order.id, channel=channel, platform=platform, amount=order.total, now=now
+        ),
+        lease,
+    )
+    opened = await open_trade(
+        deps,
+        intent,
+        order_id=order.id,
+        request=TradeRequest(
+            out_trade_no=intent.out_trade_no,
+            amount=intent.amount,
+            platform=platform,
+            subject=f"Order {order.id}",
+            pay_deadline=order.expires_at,
+            return_url=deps.return_url(order.id),
+        ),
+    )
+    return Applied(payment_view(opened), created=True)
+
+
+async def _wait_for_change(deps: Deps, order: Order) -> None:
+    """Wait (real time, bounded) until the order moves past the version we read."""
+    async with deps.feed.subscribe(order.id) as subscription:
+        async with deps.storage.transaction() as uow:
+            current = await uow.orders.get(order.id)
+        if current is not None and current.version > order.version:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deps.policy.in_flight_wait_s
+        while (remaining := until - loop.time()) > 0:
+            message = await subscription.next(remaining)
+            if message is None or int(message.get("status_version", 0)) > order.version:
+                return

@@ -1,0 +1,71 @@
+"""What every service function is handed: the ports, the channels' providers and the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from payonce.domain.channels import Channel
+from payonce.domain.events import Event
+from payonce.domain.ids import OrderId
+from payonce.ports.cache import Cache
+from payonce.ports.clock import Clock
+from payonce.ports.feed import Feed
+from payonce.ports.locks import Locks
+from payonce.ports.provider import PaymentProvider
+from payonce.ports.storage import Storage
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Timings and bounds of the defences; defaults suit production, tests shorten some."""
+
+    lock_ttl_s: float = 30.0
+    lock_wait_s: float = 15.0
+    # A reused QR or link must stay valid at least this long for the shopper to use it.
+    reuse_margin: timedelta = timedelta(seconds=60)
+    # An UNPAID intent older than this lost its creator (a crash); its outcome is unknown.
+    intent_grace: timedelta = timedelta(seconds=60)
+    # How long (real seconds) an apply waits for another request's intent to become a trade.
+    in_flight_wait_s: float = 10.0
+    conflict_retries: int = 30
+    idempotency_lease: timedelta = timedelta(seconds=60)
+    idempotency_retention: timedelta = timedelta(hours=24)
+    cache_ttl_s: float = 3600.0
+    outbox_backoff_first: timedelta = timedelta(seconds=1)
+    outbox_backoff_max: timedelta = timedelta(hours=1)
+    order_ttl: timedelta = timedelta(minutes=30)
+
+
+class EventConsumer(Protocol):
+    """A destination of outbox events; it must apply each event id at most once."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def handle(self, event: Event) -> None: ...
+
+
+@dataclass
+class Deps:
+    storage: Storage
+    clock: Clock
+    locks: Locks
+    cache: Cache
+    feed: Feed
+    providers: Mapping[Channel, PaymentProvider]
+    policy: Policy = field(default_factory=Policy)
+    consumers: Sequence[EventConsumer] = ()
+    # Where a shopper returns from a wallet (and falls back to), by order: "…/pay/{order_id}".
+    return_url_template: str | None = None
+
+    def return_url(self, order_id: OrderId) -> str | None:
+        if self.return_url_template is None:
+            return None
+        return self.return_url_template.format(order_id=order_id)
+
+
+def order_lock_key(order_id: OrderId) -> str:
+    return f"order:{order_id}"

@@ -1,0 +1,71 @@
+"""Orders as callers see them: create one, read it (or wait for it to change), list its payments."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from payonce.domain.ids import OrderId, PaymentId
+from payonce.domain.order import Order, OrderLine
+from payonce.domain.payment import Payment
+from payonce.errors import OrderNotFound, PaymentNotFound
+from payonce.service.context import Deps
+
+
+async def create_order(
+    deps: Deps,
+    *,
+    customer_id: str,
+    currency: str,
+    lines: tuple[OrderLine, ...],
+    ttl: timedelta | None = None,
+) -> Order:
+    order = Order.create(
+        customer_id=customer_id,
+        currency=currency,
+        lines=lines,
+        now=deps.clock.now(),
+        ttl=ttl or deps.policy.order_ttl,
+    )
+    async with deps.storage.transaction() as uow:
+        await uow.orders.add(order)
+    return order
+
+
+async def get_order(deps: Deps, order_id: OrderId) -> Order:
+    async with deps.storage.transaction() as uow:
+        order = await uow.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def wait_for_order(
+    deps: Deps, order_id: OrderId, *, after_version: int, wait_s: float
+) -> Order:
+    """The order as soon as its status_version exceeds ``after_version``, or as it is after
+    ``wait_s`` real seconds (a long poll)."""
+    async with deps.feed.subscribe(order_id) as subscription:
+        order = await get_order(deps, order_id)  # read after subscribing: no change slips between
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait_s
+        while order.version <= after_version and (remaining := until - loop.time()) > 0:
+            if await subscription.next(remaining) is None:
+                break
+            order = await get_order(deps, order_id)
+        return order
+
+
+async def list_payments(deps: Deps, order_id: OrderId) -> list[Payment]:
+    async with deps.storage.transaction() as uow:
+        if await uow.orders.get(order_id) is None:
+            raise OrderNotFound()
+        return await uow.payments.for_order(order_id)
+
+
+async def get_payment(deps: Deps, payment_id: PaymentId) -> Payment:
+    async with deps.storage.transaction() as uow:
+        payment = await uow.payments.get(payment_id)
+    if payment is None:
+        raise PaymentNotFound()
+    return payment

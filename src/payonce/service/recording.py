@@ -1,0 +1,155 @@
+"""Writing payment changes: each goes through the order row (compare-and-set) in one transaction.
+
+Two kinds of write, with different guards:
+- *decisions* (open a new trade, close an open one) are taken under the order lock and carry its
+  fencing token, so a holder whose lock expired cannot act on what it read before;
+- *facts* (what the provider answered or notified) are recorded by whoever learnt them; the
+  transition table and the version compare-and-set decide whether they still change anything.
+After commit, and only then: the cache, the push feed and the outbox's first delivery attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.ids import OrderId, PaymentId
+from payonce.domain.order import Order, OrderStatus
+from payonce.domain.outcomes import CloseRequested, Outcome, Reaction, react
+from payonce.domain.payment import Payment, PaymentStatus
+from payonce.errors import DuplicateKey, OrderBusy, OrderNotFound, PaymentNotFound, StaleVersion
+from payonce.ports.locks import Lease
+from payonce.service import outbox
+from payonce.service.context import Deps, order_lock_key
+from payonce.service.views import order_event, payment_view
+
+log = logging.getLogger(__name__)
+
+
+def order_state_key(order_id: OrderId) -> str:
+    return f"order:{order_id}:state"
+
+
+def attempt_key(order_id: OrderId, channel: Channel, platform: Platform) -> str:
+    return f"order:{order_id}:attempt:{channel.value}:{platform.value}"
+
+
+async def insert_intent(deps: Deps, intent: Payment, lease: Lease) -> Payment:
+    """Commit the UNPAID record of a trade about to be opened (the database refuses a second)."""
+    async with deps.storage.transaction() as uow:
+        order = await uow.orders.get(intent.order_id)
+        if order is None:
+            raise OrderNotFound()
+        await uow.fences.check(order_lock_key(order.id), lease.token)
+        earlier = await uow.payments.for_order(order.id)
+        intent = replace(intent, number=earlier[0].number + 1 if earlier else 1)
+        await uow.payments.add(intent)
+        touched = order.touched(deps.clock.now())
+        await uow.orders.update(touched, expected_version=order.version)
+    await publish(deps, touched, intent)
+    return intent
+
+
+async def request_close(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+    """Commit the decision to close a trade (CLOSING) before asking the provider to."""
+    return await _write(deps, payment.id, CloseRequested(), lease=lease)
+
+
+async def record(
+    deps: Deps,
+    payment_id: PaymentId,
+    outcome: Outcome,
+    *,
+    notification: tuple[str, str] | None = None,
+) -> Payment:
+    """Record a fact about a trade. With ``notification`` (channel, id), only its first delivery
+    changes anything: the id is stored in the same transaction as the change."""
+    return await _write(deps, payment_id, outcome, notification=notification)
+
+
+async def _write(
+    deps: Deps,
+    payment_id: PaymentId,
+    outcome: Outcome,
+    *,
+    lease: Lease | None = None,
+    notification: tuple[str, str] | None = None,
+) -> Payment:
+    for _ in range(deps.policy.conflict_retries):
+        try:
+            async with deps.storage.transaction() as uow:
+                now = deps.clock.now()
+                payment = await uow.payments.get(payment_id)
+                if payment is None:
+                    raise PaymentNotFound()
+                if notification is not None and not await uow.notifications.record(
+                    *notification, payment_id=payment_id, now=now
+                ):
+                    return payment  # a repeated delivery: the first one already counted
+                order = await uow.orders.get(payment.order_id)
+                if order is None:
+                    raise OrderNotFound()
+                siblings = await uow.payments.for_order(order.id)
+                has_applied = any(p.applied for p in siblings if p.id != payment.id)
+                reaction = react(
+                    payment, outcome, order=order, order_has_applied=has_applied, now=now
+                )
+                if not reaction.changed(payment):
+                    return payment
+                if lease is not None:
+                    await uow.fences.check(order_lock_key(order.id), lease.token)
+                await uow.payments.update(reaction.payment, expected_version=payment.version)
+                touched = order.touched(now)
+                await uow.orders.update(touched, expected_version=order.version)
+                for event in reaction.events:
+                    await uow.outbox.add(event, now=now)
+        except (StaleVersion, DuplicateKey):
+            continue  # another writer moved the order or the payment: read again, decide again
+        await _after_commit(deps, touched, reaction)
+        return reaction.payment
+    raise OrderBusy(f"payment {payment_id} kept changing under us")
+
+
+async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:
+    payment = reaction.payment
+    await cache_payment(deps, payment)
+    await publish(deps, order, payment)
+    if reaction.events:
+        await outbox.deliver_due(deps, order_id=order.id)
+
+
+async def cache_payment(deps: Deps, payment: Payment) -> None:
+    """The cache follows a committed change; it is never read as the truth."""
+    key = attempt_key(payment.order_id, payment.channel, payment.platform)
+    try:
+        if payment.status is PaymentStatus.PAYING and payment.action is not None:
+            await deps.cache.set(
+                key, json.dumps(payment_view(payment)), ttl_s=deps.policy.cache_ttl_s
+            )
+        else:
+            await deps.cache.delete(key)
+        if payment.applied:
+            await deps.cache.set(
+                order_state_key(payment.order_id), "paid", ttl_s=deps.policy.cache_ttl_s
+            )
+    except Exception:  # a cache that is down costs speed, never correctness
+        log.warning("cache update failed for %s", payment.id, exc_info=True)
+
+
+async def cache_order_state(deps: Deps, order: Order) -> None:
+    state = {OrderStatus.READY_FOR_SHIPMENT: "paid", OrderStatus.CLOSED: "closed"}.get(order.status)
+    if state is None:
+        return
+    try:
+        await deps.cache.set(order_state_key(order.id), state, ttl_s=deps.policy.cache_ttl_s)
+    except Exception:
+        log.warning("cache update failed for %s", order.id, exc_info=True)
+
+
+async def publish(deps: Deps, order: Order, payment: Payment | None) -> None:
+    try:
+        await deps.feed.publish(order.id, order_event(order, payment))
+    except Exception:  # subscribers fall back to polling; status_version orders what they see
+        log.warning("feed publish failed for %s", order.id, exc_info=True)

@@ -1,0 +1,136 @@
+"""Talking to providers about one trade: open it, close it, and ask about it then apply the answer.
+
+No database transaction is open during any provider call: the intent is committed first and the
+answer recorded after. A call that does not answer is an unknown outcome, never a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from payonce.domain.ids import OrderId
+from payonce.domain.outcomes import (
+    CallUnanswered,
+    Outcome,
+    TradeCaptured,
+    TradeClosed,
+    TradeOpened,
+    TradeRefused,
+    TradeStillOpen,
+)
+from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.transitions import IllegalTransition
+from payonce.errors import (
+    ChannelUnsupported,
+    PaymentOutcomeUnknown,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from payonce.ports.locks import Lease
+from payonce.ports.provider import PaymentProvider, TradeRequest, TradeSnapshot, TradeState
+from payonce.service.context import Deps
+from payonce.service.recording import record, request_close
+
+log = logging.getLogger(__name__)
+
+
+def provider_for(deps: Deps, payment: Payment) -> PaymentProvider:
+    provider = deps.providers.get(payment.channel)
+    if provider is None:
+        raise ChannelUnsupported(f"channel {payment.channel} is not configured")
+    return provider
+
+
+async def open_trade(
+    deps: Deps, intent: Payment, *, order_id: OrderId, request: TradeRequest
+) -> Payment:
+    """Call the provider for a committed intent and record what it answered."""
+    provider = provider_for(deps, intent)
+    try:
+        created = await provider.create(request)
+    except ProviderRejected as error:
+        await record(deps, intent.id, TradeRefused(str(error)))
+        raise
+    except Exception as error:
+        # The request may have reached the provider: only a query can tell what happened.
+        await record(deps, intent.id, CallUnanswered(f"create: {error}"))
+        raise PaymentOutcomeUnknown(
+            f"the provider did not answer opening a trade for order {order_id}; retry shortly"
+        ) from error
+    return await record(deps, intent.id, TradeOpened(created.action, created.provider_trade_no))
+
+
+def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:
+    match snapshot.state:
+        case TradeState.PAID:
+            return TradeCaptured(snapshot.provider_trade_no)
+        case TradeState.CLOSED:
+            return TradeClosed()
+        case TradeState.OPEN:
+            return TradeStillOpen(snapshot.provider_trade_no)
+        case TradeState.NOT_FOUND:
+            return None
+
+
+def _matches(payment: Payment, snapshot: TradeSnapshot) -> bool:
+    if snapshot.amount is not None and snapshot.amount != payment.amount:
+        log.error(
+            "provider reports %s for %s, we hold %s: not applied",
+            snapshot.amount,
+            payment.out_trade_no,
+            payment.amount,
+        )
+        return False
+    return True
+
+
+async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+    """Close a trade at the provider: CLOSING first, then the call, then what it answered.
+
+    Raises PaymentOutcomeUnknown when the provider does not answer (the record stays CLOSING
+    until a later close or query settles it).
+    """
+    provider = provider_for(deps, payment)
+    closing = await request_close(deps, payment, lease)
+    try:
+        snapshot = await provider.close(closing.out_trade_no)
+    except (ProviderUnavailable, ProviderRejected) as error:
+        raise PaymentOutcomeUnknown(
+            f"closing trade {closing.out_trade_no} did not complete; retry shortly"
+        ) from error
+    if snapshot.state is TradeState.PAID:
+        if not _matches(closing, snapshot):
+            raise PaymentOutcomeUnknown("provider and payonce disagree on the amount")
+        return await record(deps, closing.id, TradeCaptured(snapshot.provider_trade_no))
+    if snapshot.state in (TradeState.CLOSED, TradeState.NOT_FOUND):
+        return await record(deps, closing.id, TradeClosed())
+    raise PaymentOutcomeUnknown(f"trade {closing.out_trade_no} is still open after closing")
+
+
+async def sync_with_provider(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+    """Ask the provider about a trade and apply the answer: the one way every query is applied.
+
+    A trade the provider does not know while we hold an unanswered create is made unpayable
+    (closed) before it is recorded closed, so a late-arriving create cannot open it behind us.
+    """
+    provider = provider_for(deps, payment)
+    try:
+        snapshot = await provider.query(payment.out_trade_no)
+    except (ProviderUnavailable, ProviderRejected) as error:
+        log.info("query of %s did not answer: %s", payment.out_trade_no, error)
+        return payment
+    if not _matches(payment, snapshot):
+        return payment
+    outcome = outcome_of(snapshot)
+    if outcome is None:  # NOT_FOUND
+        if payment.status in (PaymentStatus.UNKNOWN, PaymentStatus.UNPAID, PaymentStatus.CLOSING):
+            try:
+                return await close_trade(deps, payment, lease)
+            except PaymentOutcomeUnknown:
+                return payment
+        return payment  # e.g. an Alipay QR nobody has scanned yet
+    try:
+        return await record(deps, payment.id, outcome)
+    except IllegalTransition as error:
+        log.error("provider answer for %s conflicts with our record: %s", payment.id, error)
+        return payment
