@@ -1,0 +1,1 @@
+"""Provider adapters: one module per channel, each the only importer of its channel's SDK."""

@@ -1,0 +1,263 @@
+"""The Alipay channel on python-alipay-sdk: precreate (PC QR), wap/app pay, query, close, refund.
+
+The SDK is synchronous (``urlopen``), so its calls run in a worker thread; it is pointed at any
+gateway (the real one or the sandbox) through its ``_gateway`` attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import socket
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+from alipay import AliPay
+from alipay.exceptions import AliPayException, AliPayValidationError
+from alipay.utils import AliPayConfig
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.money import InvalidMoney, Money
+from payonce.domain.payment import Action, ActionType
+from payonce.errors import NotificationRejected, ProviderRejected, ProviderUnavailable
+from payonce.ports.clock import Clock
+from payonce.ports.provider import (
+    CreatedTrade,
+    NotificationReply,
+    ProviderNotification,
+    RefundResult,
+    TradeRequest,
+    TradeSnapshot,
+    TradeState,
+)
+
+log = logging.getLogger(__name__)
+
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+SUCCESS = "10000"
+# Sub-codes that mean "ask again later", not "no".
+_RETRYABLE = {"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"}
+_TRADE_STATES = {
+    "WAIT_BUYER_PAY": TradeState.OPEN,
+    "TRADE_SUCCESS": TradeState.PAID,
+    "TRADE_FINISHED": TradeState.PAID,
+    "TRADE_CLOSED": TradeState.CLOSED,
+}
+# Transport failures after which the request may or may not have been acted upon.
+_NO_ANSWER = (
+    TimeoutError,
+    socket.timeout,
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    json.JSONDecodeError,
+    AliPayValidationError,
+)
+
+
+@dataclass(frozen=True)
+class AlipaySettings:
+    app_id: str
+    seller_id: str
+    app_private_key_pem: str
+    alipay_public_key_pem: str
+    gateway_url: str
+    notify_url: str
+    timeout_s: float = 15.0
+    qr_validity: timedelta = timedelta(hours=2)
+
+
+def alipay_time(moment: datetime) -> str:
+    return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AlipayProvider:
+    channel = Channel.ALIPAY
+
+    def __init__(self, settings: AlipaySettings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._sdk = AliPay(
+            appid=settings.app_id,
+            app_notify_url=settings.notify_url,
+            app_private_key_string=settings.app_private_key_pem,
+            alipay_public_key_string=settings.alipay_public_key_pem,
+            sign_type="RSA2",
+            config=AliPayConfig(timeout=settings.timeout_s),
+        )
+        self._sdk._gateway = settings.gateway_url
+
+    @property
+    def merchant_id(self) -> str:
+        return self._settings.app_id
+
+    def supports(self, platform: Platform, currency: str) -> bool:
+        return currency == "CNY"
+
+    async def _call(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+        """Run one SDK call in a thread; translate every foreign failure at this edge."""
+        try:
+            response = await asyncio.to_thread(call)
+        except _NO_ANSWER as error:
+            raise ProviderUnavailable(f"alipay {what}: {type(error).__name__}: {error}") from error
+        except AliPayException as error:  # an unsigned answer: a gateway-level error
+            raise ProviderUnavailable(f"alipay {what}: {error}") from error
+        if not isinstance(response, dict):
+            raise ProviderUnavailable(f"alipay {what}: unexpected answer {response!r}")
+        return response
+
+    @staticmethod
+    def _failure(what: str, response: Mapping[str, Any]) -> Exception:
+        code, sub_code = str(response.get("code")), str(response.get("sub_code", ""))
+        detail = f"alipay {what}: {code} {sub_code} {response.get('sub_msg', '')}".strip()
+        if code == "20000" or sub_code in _RETRYABLE:
+            return ProviderUnavailable(detail)
+        return ProviderRejected(detail, provider_code=sub_code or code)
+
+    async def create(self, request: TradeRequest) -> CreatedTrade:
+        amount = request.amount.to_decimal_string()
+        deadline = alipay_time(request.pay_deadline)
+        common: dict[str, Any] = {
+            "subject": request.subject,
+            "out_trade_no": request.out_trade_no,
+            "total_amount": amount,
+            "time_expire": deadline,
+        }
+        if request.platform is Platform.PC:
+            response = await self._call(
+                "precreate", lambda: self._sdk.api_alipay_trade_precreate(**common)
+            )
+            if response.get("code") != SUCCESS:
+                raise self._failure("precreate", response)
+            expires = min(request.pay_deadline, self._clock.now() + self._settings.qr_validity)
+            return CreatedTrade(
+                Action(ActionType.QR_CODE, {"qr_code": str(response["qr_code"])}, expires)
+            )
+        # Wap and app payments are signed here and opened by the shopper's wallet: no call yet.
+        if request.platform is Platform.WAP:
+            query = self._sdk.api_alipay_trade_wap_pay(return_url=request.return_url, **common)
+            fields = {"launch_url": f"{self._settings.gateway_url}?{query}"}
+            if request.return_url:
+                fields["fallback_url"] = request.return_url
+            return CreatedTrade(Action(ActionType.LAUNCH_URL, fields, request.pay_deadline))
+        order_string = self._sdk.api_alipay_trade_app_pay(**common)
+        return CreatedTrade(
+            Action(ActionType.APP_ORDER, {"order_string": order_string}, request.pay_deadline)
+        )
+
+    def _snapshot(self, response: Mapping[str, Any]) -> TradeSnapshot:
+        state = _TRADE_STATES.get(str(response.get("trade_status")))
+        if state is None:
+            raise ProviderUnavailable(
+                f"alipay: unknown trade_status {response.get('trade_status')}"
+            )
+        try:
+            amount = Money.from_decimal_string(str(response["total_amount"]), "CNY")
+        except (KeyError, InvalidMoney) as error:
+            raise ProviderUnavailable(f"alipay: bad total_amount in {response}") from error
+        return TradeSnapshot(state, response.get("trade_no"), amount)
+
+    async def query(self, out_trade_no: str) -> TradeSnapshot:
+        response = await self._call(
+            "query", lambda: self._sdk.api_alipay_trade_query(out_trade_no=out_trade_no)
+        )
+        if response.get("code") == SUCCESS:
+            return self._snapshot(response)
+        if response.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            return TradeSnapshot(TradeState.NOT_FOUND)
+        raise self._failure("query", response)
+
+    async def close(self, out_trade_no: str) -> TradeSnapshot:
+        response = await self._call(
+            "close", lambda: self._sdk.api_alipay_trade_close(out_trade_no=out_trade_no)
+        )
+        if response.get("code") == SUCCESS:
+            return TradeSnapshot(TradeState.CLOSED, response.get("trade_no"))
+        sub_code = response.get("sub_code")
+        if sub_code == "ACQ.TRADE_STATUS_ERROR":  # paid (or already closed): ask which
+            return await self.query(out_trade_no)
+        if sub_code != "ACQ.TRADE_NOT_EXIST":
+            raise self._failure("close", response)
+        # Nobody scanned the QR yet, so there is no trade to close, but the QR could still be
+        # scanned later: cancel blocks the trade number for good.
+        cancelled = await self._call(
+            "cancel", lambda: self._sdk.api_alipay_trade_cancel(out_trade_no=out_trade_no)
+        )
+        if cancelled.get("code") != SUCCESS:
+            raise self._failure("cancel", cancelled)
+        if cancelled.get("action") == "refund":
+            # The shopper paid in the instant between close and cancel, and cancel refunded it.
+            raise ProviderRejected("alipay cancel refunded a payment made meanwhile")
+        return TradeSnapshot(TradeState.CLOSED, cancelled.get("trade_no"))
+
+    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
+        response = await self._call(
+            "refund",
+            lambda: self._sdk.api_alipay_trade_refund(
+                refund_amount=amount.to_decimal_string(),
+                out_trade_no=out_trade_no,
+                out_request_no=refund_no,
+            ),
+        )
+        if response.get("code") != SUCCESS:
+            raise self._failure("refund", response)
+        return RefundResult(refund_no, amount, completed=response.get("fund_change") == "Y")
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise NotificationRejected("malformed", f"not a form body: {error}") from error
+        data = dict(pairs)
+        if len(data) != len(pairs):
+            raise NotificationRejected("malformed", "a field appears twice")
+        signature = data.pop("sign", "")
+        if not signature:
+            raise NotificationRejected("unsigned", "no sign field")
+        if data.get("sign_type", "RSA2") != "RSA2":
+            raise NotificationRejected("unsupported_algorithm", f"sign_type {data['sign_type']}")
+        try:
+            verified = self._sdk.verify(dict(data), signature)
+        except Exception as error:  # a malformed signature is a failed verification
+            raise NotificationRejected("bad_signature", str(error)) from error
+        if not verified:
+            raise NotificationRejected("bad_signature", "signature does not verify")
+        return self._notification(data)
+
+    def _notification(self, data: Mapping[str, str]) -> ProviderNotification:
+        missing = {"notify_id", "out_trade_no", "trade_status", "total_amount", "app_id"} - set(
+            data
+        )
+        if missing:
+            raise NotificationRejected("malformed", f"missing {sorted(missing)}")
+        state = _TRADE_STATES.get(data["trade_status"])
+        if state is None:
+            raise NotificationRejected("malformed", f"trade_status {data['trade_status']}")
+        if data.get("seller_id", self._settings.seller_id) != self._settings.seller_id:
+            raise NotificationRejected("merchant_mismatch", f"seller_id {data['seller_id']}")
+        currency = data.get("trans_currency") or "CNY"
+        try:
+            amount = Money.from_decimal_string(data["total_amount"], currency)
+        except InvalidMoney as error:
+            raise NotificationRejected("amount_mismatch", str(error)) from error
+        return ProviderNotification(
+            channel=Channel.ALIPAY,
+            notify_id=data["notify_id"],
+            out_trade_no=data["out_trade_no"],
+            provider_trade_no=data.get("trade_no") or None,
+            state=state,
+            amount=amount,
+            merchant_id=data["app_id"],
+        )
+
+    def acknowledge(self) -> NotificationReply:
+        return NotificationReply(200, b"success", "text/plain")
+
+    def refuse(self, reason: str) -> NotificationReply:
+        return NotificationReply(400, b"fail", "text/plain")

@@ -1,0 +1,154 @@
+"""The one place that turns Settings into running adapters and wires them to the service's ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from payonce.adapters.cache.memory import InProcessCache
+from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.feed.memory import InProcessFeed
+from payonce.adapters.locks.memory import InProcessLocks
+from payonce.adapters.providers.alipay import AlipayProvider, AlipaySettings
+from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
+from payonce.adapters.storage.sql import SqlStorage
+from payonce.config import Settings
+from payonce.domain.channels import Channel
+from payonce.ports.clock import Clock
+from payonce.ports.locks import Locks
+from payonce.ports.provider import PaymentProvider
+from payonce.sandbox.app import Sandbox
+from payonce.sandbox.credentials import AlipayCredentials
+from payonce.service.context import Deps, Policy
+from payonce.service.order_inbox import OrderInbox
+
+
+@dataclass
+class Container:
+    """Everything a running payonce process holds."""
+
+    settings: Settings
+    deps: Deps
+    api_keys: tuple[str, ...]
+    public_url: str
+    adjustable_clock: AdjustableClock | None
+    sandbox: Sandbox | None
+    storage: SqlStorage
+
+    async def aclose(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.aclose()
+        await self.storage.close()
+
+
+def _private_file(path: Path, make: str) -> str:
+    """Read a generated secret, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make + "\n")
+    return make
+
+
+def api_keys_of(settings: Settings) -> tuple[str, ...]:
+    if settings.api_key is not None:
+        return (settings.api_key.get_secret_value(),)
+    return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
+
+
+def _alipay(
+    settings: Settings, clock: Clock, public_url: str, sandbox_base: str | None
+) -> AlipayProvider | None:
+    notify_url = f"{public_url}/api/notify/alipay"
+    if sandbox_base is not None:
+        creds = AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json")
+        alipay = AlipaySettings(
+            app_id=creds.app_id,
+            seller_id=creds.seller_id,
+            app_private_key_pem=creds.app_private_key_pem,
+            alipay_public_key_pem=creds.alipay_public_key_pem,
+            gateway_url=f"{sandbox_base}/alipay/gateway.do",
+            notify_url=notify_url,
+            timeout_s=settings.provider_timeout_s,
+        )
+    elif settings.alipay_app_id and settings.alipay_private_key and settings.alipay_public_key:
+        alipay = AlipaySettings(
+            app_id=settings.alipay_app_id,
+            seller_id=settings.alipay_seller_id or "",
+            app_private_key_pem=settings.alipay_private_key.get_secret_value(),
+            alipay_public_key_pem=settings.alipay_public_key,
+            gateway_url=settings.alipay_gateway,
+            notify_url=notify_url,
+            timeout_s=settings.provider_timeout_s,
+        )
+    else:
+        return None
+    return AlipayProvider(alipay, clock)
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    public_url: str,
+    clock: Clock | None = None,
+    locks: Locks | None = None,
+    policy: Policy | None = None,
+) -> Container:
+    """Build a process's container; ``clock``, ``locks`` and ``policy`` let tests pick adapters."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    public_url = (settings.public_url or public_url).rstrip("/")
+    adjustable: AdjustableClock | None = None
+    if clock is None:
+        if settings.clock == "adjustable":
+            clock = adjustable = AdjustableClock()
+        else:
+            clock = SystemClock()
+    elif isinstance(clock, AdjustableClock):
+        adjustable = clock
+
+    engine = open_engine(settings.database_url or sqlite_url(settings.data_dir / "payonce.db"))
+    if settings.embedded:
+        await upgrade(engine)
+    storage = SqlStorage(engine)
+
+    sandbox: Sandbox | None = None
+    sandbox_base = settings.sandbox_url.rstrip("/") if settings.sandbox_url else None
+    if settings.sandbox_mounted:
+        sandbox_base = f"{public_url}/sandbox"
+        sandbox = Sandbox(
+            clock=clock,
+            alipay=AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json"),
+            public_url=sandbox_base,
+            adjustable_clock=adjustable,
+        )
+
+    providers: dict[Channel, PaymentProvider] = {}
+    alipay = _alipay(settings, clock, public_url, sandbox_base)
+    if alipay is not None:
+        providers[Channel.ALIPAY] = alipay
+
+    deps = Deps(
+        storage=storage,
+        clock=clock,
+        locks=locks or InProcessLocks(clock),
+        cache=InProcessCache(clock),
+        feed=InProcessFeed(),
+        providers=providers,
+        policy=policy or Policy(order_ttl=timedelta(seconds=settings.order_ttl_s)),
+        return_url_template=f"{public_url}/pay/{{order_id}}",
+    )
+    deps.consumers = (OrderInbox(deps),)
+    return Container(
+        settings=settings,
+        deps=deps,
+        api_keys=api_keys_of(settings),
+        public_url=public_url,
+        adjustable_clock=adjustable,
+        sandbox=sandbox,
+        storage=storage,
+    )

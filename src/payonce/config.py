@@ -1,0 +1,71 @@
+"""Settings, read once from PAYONCE_* environment variables at the entrypoint and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """Settings that payonce refuses to start with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYONCE_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".payonce")
+    # Unset: SQLite in the data directory, migrated at start (the embedded default).
+    database_url: str | None = None
+    redis_url: str | None = None
+    api_key: SecretStr | None = None
+    clock: Literal["system", "adjustable"] = "system"
+    # Where payonce reaches a sandbox that it does not mount itself.
+    sandbox_url: str | None = None
+    # Mount the provider sandbox at /sandbox (development only); default: when no sandbox_url.
+    mount_sandbox: bool | None = None
+    # How shoppers' browsers and providers reach this server; default http://host:port.
+    public_url: str | None = None
+    provider_timeout_s: float = Field(default=15.0, gt=0)
+    order_ttl_s: int = Field(default=1800, ge=60, le=7 * 86400)
+    background_interval_s: float = Field(default=0.5, gt=0)
+
+    # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.
+    alipay_app_id: str | None = None
+    alipay_seller_id: str | None = None
+    alipay_private_key: SecretStr | None = None
+    alipay_public_key: str | None = None
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+
+    @property
+    def sandbox_mounted(self) -> bool:
+        if self.mount_sandbox is not None:
+            return self.mount_sandbox
+        return self.env == "development" and self.sandbox_url is None
+
+    @property
+    def embedded(self) -> bool:
+        """One process on SQLite: migrate at start, run the background loop in-process."""
+        return self.database_url is None
+
+    @model_validator(mode="after")
+    def _production_refuses_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if self.api_key is None:
+            problems.append("PAYONCE_API_KEY must be set")
+        if self.clock != "system":
+            problems.append("PAYONCE_CLOCK=adjustable is for demos and tests")
+        if self.mount_sandbox:
+            problems.append("the sandbox is never mounted in production")
+        if self.sandbox_url is not None:
+            problems.append("PAYONCE_SANDBOX_URL is for development")
+        if self.public_url is None:
+            problems.append("PAYONCE_PUBLIC_URL must be set")
+        if problems:
+            raise SettingsError("production settings refused: " + "; ".join(problems))
+        return self

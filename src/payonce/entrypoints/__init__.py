@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP/WebSocket app, the background loop and the command line."""

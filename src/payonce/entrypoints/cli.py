@@ -1,0 +1,127 @@
+"""The ``payonce`` command line: serve, run the sandbox alone, and migrate the database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
+from payonce.bootstrap import bootstrap
+from payonce.config import Settings, SettingsError
+
+app = typer.Typer(
+    help=(
+        "payonce: a payment service where every order is paid exactly once.\n\n"
+        "Settings come from PAYONCE_* environment variables (see the README)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except (SettingsError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run payonce. With no settings: the embedded default (SQLite in the data directory,
+    in-process lock/cache/push, the provider sandbox at /sandbox and the background loop)."""
+    settings = _settings()
+    asyncio.run(_serve(settings, host, port))
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from payonce.entrypoints.web.app import create_app
+
+    container = await bootstrap(settings, public_url=f"http://{host}:{port}")
+    web = create_app(container, run_background=settings.embedded)
+    console.print(f"[bold]payonce[/bold] listening on [cyan]{container.public_url}[/cyan]")
+    console.print(f"  checkout page  {container.public_url}/")
+    console.print(f"  API docs       {container.public_url}/docs")
+    if container.sandbox is not None:
+        console.print(f"  sandbox        {container.public_url}/sandbox (provider simulator)")
+    console.print(f"  API key        {container.api_keys[0]}")
+    if settings.embedded:
+        console.print(f"  data           {settings.data_dir.resolve()}")
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="info"))
+    try:
+        await server.serve()
+    finally:
+        await container.aclose()
+
+
+@app.command()
+def sandbox(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+) -> None:
+    """Run the provider sandbox alone, at http://HOST:PORT/sandbox (development only)."""
+    settings = _settings()
+    if settings.env == "production":
+        console.print("[red]the sandbox never runs with production settings[/red]")
+        raise typer.Exit(2)
+    asyncio.run(_sandbox(settings, host, port))
+
+
+async def _sandbox(settings: Settings, host: str, port: int) -> None:
+    from payonce.sandbox.app import Sandbox, sandbox_root_app
+    from payonce.sandbox.credentials import AlipayCredentials
+
+    adjustable = AdjustableClock() if settings.clock == "adjustable" else None
+    simulator = Sandbox(
+        clock=adjustable or SystemClock(),
+        alipay=AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json"),
+        public_url=f"http://{host}:{port}/sandbox",
+        adjustable_clock=adjustable,
+    )
+    console.print(f"[bold]payonce sandbox[/bold] at [cyan]http://{host}:{port}/sandbox[/cyan]")
+    dispatcher = asyncio.create_task(simulator.run_dispatcher())
+    server = uvicorn.Server(
+        uvicorn.Config(sandbox_root_app(simulator), host=host, port=port, log_level="info")
+    )
+    try:
+        await server.serve()
+    finally:
+        dispatcher.cancel()
+        await simulator.aclose()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to PAYONCE_DATABASE_URL (or the embedded SQLite file)."""
+    settings = _settings()
+    asyncio.run(_db_upgrade(settings))
+
+
+async def _db_upgrade(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.database_url or sqlite_url(settings.data_dir / "payonce.db"))
+    try:
+        await upgrade(engine)
+        console.print(f"database at revision {await current_revision(engine)}")
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,1 @@
+"""The web entrypoint: the HTTP API, the order event WebSocket, notify callbacks and pages."""

@@ -1,0 +1,42 @@
+"""The ASGI application: API routes, pages, problem+json errors and, in development, the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import payonce
+from payonce.bootstrap import Container
+from payonce.entrypoints.background import background
+from payonce.entrypoints.web import events, health, notify, orders, pages, payments, problems
+
+
+def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
+    """The app over an already built container. ``run_background`` runs the relay loop inside."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not run_background:
+            yield
+            return
+        async with background(container, interval_s=container.settings.background_interval_s):
+            yield
+
+    app = FastAPI(
+        title="payonce",
+        version=payonce.__version__,
+        summary="Every order paid exactly once; no payment ever lost.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    problems.install(app)
+    for module in (orders, payments, notify, events, health, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    if container.sandbox is not None:
+        app.mount("/sandbox", container.sandbox.app, name="sandbox")
+    return app

@@ -1,0 +1,77 @@
+"""The order event WebSocket: the current state on connect, then one message per change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from payonce.bootstrap import Container
+from payonce.domain.ids import OrderId
+from payonce.entrypoints.web.dependencies import bearer_token
+from payonce.errors import PayonceError
+from payonce.service import orders
+from payonce.service.access import authenticate
+from payonce.service.context import Deps
+from payonce.service.views import order_event
+
+router = APIRouter(tags=["orders"])
+log = logging.getLogger(__name__)
+
+# With no news for this long, re-read the order: the feed is best effort, the database is not.
+RESYNC_S = 15.0
+
+
+async def _current(deps: Deps, order_id: OrderId) -> dict[str, Any]:
+    order = await orders.get_order(deps, order_id)
+    payments = await orders.list_payments(deps, order_id)
+    return order_event(order, payments[0] if payments else None)
+
+
+async def _wait_for_close(websocket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()  # clients have nothing to say; this notices them leave
+
+
+@router.websocket("/api/orders/{order_id}/events")
+async def order_events(
+    websocket: WebSocket, order_id: str, client_secret: str | None = None
+) -> None:
+    container: Container = websocket.app.state.container
+    deps = container.deps
+    token = client_secret or bearer_token(websocket.headers.get("authorization"))
+    try:
+        caller = await authenticate(deps, token, container.api_keys)
+        caller.ensure_order(OrderId(order_id))
+        await orders.get_order(deps, OrderId(order_id))
+    except PayonceError:
+        await websocket.close(code=1008)  # before accept: the handshake is refused (403)
+        return
+    await websocket.accept()
+    async with deps.feed.subscribe(order_id) as subscription:
+        current = await _current(deps, OrderId(order_id))  # read after subscribing: nothing missed
+        await websocket.send_json(current)
+        last = int(current["status_version"])
+        closed = asyncio.create_task(_wait_for_close(websocket))
+        try:
+            while not closed.done():
+                news = asyncio.create_task(subscription.next(RESYNC_S))
+                await asyncio.wait({closed, news}, return_when=asyncio.FIRST_COMPLETED)
+                if not news.done():
+                    news.cancel()
+                    break
+                message: Mapping[str, Any] | None = news.result()
+                if message is None:
+                    message = await _current(deps, OrderId(order_id))
+                if int(message["status_version"]) > last:
+                    await websocket.send_json(dict(message))
+                    last = int(message["status_version"])
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client left while we were sending
+        finally:
+            closed.cancel()

@@ -1,0 +1,44 @@
+"""The providers' callback endpoint: raw bytes in, the channel's own acknowledgement out."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from payonce.domain.channels import Channel
+from payonce.entrypoints.web.dependencies import DepsDep
+from payonce.errors import ChannelUnsupported, PayonceError
+from payonce.service.notifications import handle_notification
+
+router = APIRouter(tags=["notifications"])
+log = logging.getLogger(__name__)
+
+MAX_NOTIFICATION_BYTES = 64 * 1024
+
+
+@router.post("/api/notify/{channel}", response_class=Response)
+async def notify(channel: str, request: Request, deps: DepsDep) -> Response:
+    """A provider's notification, verified on the raw body before anything else."""
+    try:
+        known = Channel(channel)
+    except ValueError:
+        raise ChannelUnsupported(f"unknown channel {channel!r}") from None
+    provider = deps.providers.get(known)
+    if provider is None:
+        raise ChannelUnsupported(f"channel {channel} is not configured")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_NOTIFICATION_BYTES:
+            reply = provider.refuse("too_large")
+            return Response(reply.body, status_code=413, media_type=reply.media_type)
+    try:
+        reply = await handle_notification(deps, known, dict(request.headers), bytes(body))
+    except PayonceError as error:
+        # Not applied (storage busy, lock taken): the provider must deliver it again.
+        log.warning("%s notification not applied: %s", channel, error.detail)
+        reply = provider.refuse(error.code)
+        return Response(reply.body, status_code=503, media_type=reply.media_type)
+    return Response(reply.body, status_code=reply.status_code, media_type=reply.media_type)

@@ -1,0 +1,106 @@
+"""Routes of payments: apply (open or reuse the order's trade), read, cancel, and the QR as SVG."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import segno
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.ids import OrderId, PaymentId
+from payonce.domain.payment import ActionType
+from payonce.entrypoints.web.dependencies import CallerDep, DepsDep, IdempotencyKey, run_idempotent
+from payonce.entrypoints.web.orders import PROBLEMS
+from payonce.entrypoints.web.problems import render_json
+from payonce.entrypoints.web.schemas import ApplyPaymentIn, PaymentOut
+from payonce.errors import ChannelUnsupported, PaymentNotFound
+from payonce.service import orders
+from payonce.service.apply import apply_payment
+from payonce.service.cancel import cancel_payment
+from payonce.service.views import payment_view
+
+router = APIRouter(tags=["payments"])
+
+
+@router.post(
+    "/api/orders/{order_id}/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={**PROBLEMS, 200: {"model": PaymentOut, "description": "a live trade was reused"}},
+)
+async def apply(
+    order_id: str,
+    body: ApplyPaymentIn,
+    request: Request,
+    caller: CallerDep,
+    deps: DepsDep,
+    key: IdempotencyKey = None,
+) -> Response:
+    """Pay an order with a channel on a platform: 201 opened a new trade, 200 reused the live one.
+
+    ``Idempotency-Key`` is required.
+    """
+    caller.ensure_order(OrderId(order_id))
+    try:
+        channel = Channel(body.channel)
+    except ValueError:
+        raise ChannelUnsupported(f"unknown channel {body.channel!r}") from None
+    platform = Platform(body.platform)
+
+    async def handler() -> tuple[int, Any]:
+        order = await orders.get_order(deps, OrderId(order_id))
+        provider = deps.providers.get(channel)
+        if provider is None or not provider.supports(platform, order.total.currency):
+            raise ChannelUnsupported(
+                f"{channel.value} on {platform.value} cannot take {order.total.currency}"
+            )
+        applied = await apply_payment(deps, order.id, channel, platform)
+        return (201 if applied.created else 200), applied.payment
+
+    return await run_idempotent(request, caller, key, handler, required=True)
+
+
+async def _readable_payment(deps: DepsDep, caller: CallerDep, payment_id: str) -> Any:
+    payment = await orders.get_payment(deps, PaymentId(payment_id))
+    if caller.order_id is not None and caller.order_id != payment.order_id:
+        raise PaymentNotFound()
+    return payment
+
+
+@router.get("/api/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
+async def get_payment(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+    payment = await _readable_payment(deps, caller, payment_id)
+    return Response(render_json(payment_view(payment)), media_type="application/json")
+
+
+@router.post("/api/payments/{payment_id}/cancel", response_model=PaymentOut, responses=PROBLEMS)
+async def cancel(
+    payment_id: str, request: Request, caller: CallerDep, deps: DepsDep, key: IdempotencyKey = None
+) -> Response:
+    """Close the payment's trade at the provider, when its channel can close trades."""
+    await _readable_payment(deps, caller, payment_id)
+
+    async def handler() -> tuple[int, Any]:
+        return 200, payment_view(await cancel_payment(deps, PaymentId(payment_id)))
+
+    return await run_idempotent(request, caller, key, handler)
+
+
+@router.get(
+    "/api/payments/{payment_id}/qr.svg",
+    responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS},
+    response_class=Response,
+)
+async def qr_svg(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+    """The payment's QR code, rendered here (never by a third-party service)."""
+    payment = await _readable_payment(deps, caller, payment_id)
+    if payment.action is None or payment.action.type is not ActionType.QR_CODE:
+        raise PaymentNotFound("this payment has no QR code")
+    buffer = io.BytesIO()
+    segno.make(payment.action.fields["qr_code"], error="m").save(
+        buffer, kind="svg", scale=6, border=2, xmldecl=False, svgns=True
+    )
+    return Response(buffer.getvalue(), media_type="image/svg+xml")
