@@ -1,0 +1,181 @@
+"""`payonce serve` as a newcomer runs it: a real process, the embedded default, end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+PAYONCE = [sys.executable, "-m", "payonce"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    data_dir = tmp_path_factory.mktemp("payonce-data")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
+    env["PAYONCE_DATA_DIR"] = str(data_dir)
+    log = (data_dir / "serve.log").open("w")
+    process = subprocess.Popen(
+        [*PAYONCE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise AssertionError((data_dir / "serve.log").read_text())
+            try:
+                if httpx.get(f"{url}/livez").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        printed = (data_dir / "serve.log").read_text()
+        match = re.search(r"API key\s+(\S+)", printed)
+        assert match, printed
+        yield url, match.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_the_embedded_server_takes_an_order_from_checkout_to_ready_for_shipment(
+    server: tuple[str, str],
+) -> None:
+    url, api_key = server
+    with httpx.Client(base_url=url, timeout=40) as http:
+        assert http.get("/readyz").json() == {"status": "ok", "storage": "ok"}
+        order = http.post(
+            "/api/orders",
+            json={
+                "customer_id": "c-1",
+                "currency": "CNY",
+                "lines": [{"sku": "S", "name": "Tea", "quantity": 2, "unit_amount": 1999}],
+            },
+            headers={"Authorization": f"Bearer {api_key}"},
+        ).json()
+        assert (order["status"], order["amount"]) == ("UNPAID", 3998)
+        shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+        payment = http.post(
+            f"/api/orders/{order['id']}/payments",
+            json={"channel": "alipay", "platform": "pc"},
+            headers={**shopper, "Idempotency-Key": "first-click"},
+        )
+        assert payment.status_code == 201, payment.text
+        qr = http.get(payment.json()["action"]["qr_svg_url"], headers=shopper)
+        assert qr.headers["content-type"] == "image/svg+xml"
+        assert qr.text.startswith("<svg")
+        paid = http.post("/sandbox/wallet/pay", json={"code": payment.json()["action"]["qr_code"]})
+        assert paid.status_code == 200, paid.text
+        # The sandbox notifies in the background; the long poll answers when the order changes.
+        seen = order["status_version"]
+        for _ in range(10):
+            current = http.get(
+                f"/api/orders/{order['id']}",
+                params={"after_version": seen, "wait": 25},
+                headers=shopper,
+            ).json()
+            seen = current["status_version"]
+            if current["status"] == "READY_FOR_SHIPMENT":
+                break
+        assert current["status"] == "READY_FOR_SHIPMENT"
+        assert current["paid_payment_id"] == payment.json()["id"]
+        assert "client_secret" not in current  # the browser is never told secrets again
+
+
+def test_the_checkout_page_creates_an_order_and_hands_over_only_its_secret(
+    server: tuple[str, str],
+) -> None:
+    url, _ = server
+    with httpx.Client(base_url=url) as http:
+        page = http.get("/")
+        assert page.status_code == 200
+        assert 'action="/demo/orders"' in page.text
+        created = http.post("/demo/orders", follow_redirects=False)
+        assert created.status_code == 303
+        location = created.headers["location"]
+        match = re.fullmatch(r"/pay/(ord_\w+)#(ord_\w+_secret_[\w-]+)", location)
+        assert match, location
+        pay = http.get(f"/pay/{match.group(1)}")
+        assert pay.status_code == 200
+        assert "/static/pay.js" in pay.text
+        assert http.get("/static/pay.js").status_code == 200
+        order = http.get(
+            f"/api/orders/{match.group(1)}", headers={"Authorization": f"Bearer {match.group(2)}"}
+        )
+        assert order.json()["amount"] == 2 * 1999 + 2500
+
+
+def test_errors_are_problem_json_with_stable_codes(server: tuple[str, str]) -> None:
+    url, api_key = server
+    with httpx.Client(base_url=url) as http:
+        missing = http.get("/api/orders/ord_nope", headers={"Authorization": f"Bearer {api_key}"})
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["code"] == "order_not_found"
+        bad = http.post(
+            "/api/orders",
+            json={"customer_id": "c", "currency": "XXX", "lines": []},
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["code"] == "invalid_request"
+        assert http.get("/no/such/route").json()["code"] == "not_found"
+
+
+def test_the_openapi_document_covers_the_contract(server: tuple[str, str]) -> None:
+    url, _ = server
+    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    for path in (
+        "/api/orders",
+        "/api/orders/{order_id}",
+        "/api/orders/{order_id}/payments",
+        "/api/payments/{payment_id}",
+        "/api/payments/{payment_id}/cancel",
+        "/api/notify/{channel}",
+        "/livez",
+        "/readyz",
+    ):
+        assert path in paths, path
+
+
+def test_help_explains_every_command() -> None:
+    shown = subprocess.run([*PAYONCE, "--help"], capture_output=True, text=True, check=True)
+    for command in ("serve", "sandbox", "db"):
+        assert command in shown.stdout
+    db = subprocess.run([*PAYONCE, "db", "--help"], capture_output=True, text=True, check=True)
+    assert "upgrade" in db.stdout
+
+
+def test_db_upgrade_migrates_a_fresh_database(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
+    env["PAYONCE_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [*PAYONCE, "db", "upgrade"], env=env, capture_output=True, text=True, check=True
+    )
+    assert "revision 0001" in done.stdout
+    assert (tmp_path / "payonce.db").exists()
+
+
+def test_production_settings_refuse_the_defaults(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
+    env.update(PAYONCE_ENV="production", PAYONCE_DATA_DIR=str(tmp_path), PAYONCE_CLOCK="adjustable")
+    refused = subprocess.run([*PAYONCE, "serve"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "PAYONCE_API_KEY must be set" in refused.stdout
+    assert "adjustable" in refused.stdout

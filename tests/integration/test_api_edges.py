@@ -1,0 +1,86 @@
+"""The API's edges: keys still in flight, cancel, who may subscribe, long polls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from tests.integration.conftest import Live, LiveFactory
+
+
+async def test_the_same_key_while_the_first_request_runs_is_refused_in_flight(
+    start_live: LiveFactory,
+) -> None:
+    live = await start_live(provider_timeout_s=5.0)
+    order = await live.create_order()
+    # The provider takes a second to answer the first request (within our time-out).
+    await live.http.put("/sandbox/faults", json={"create_timeout_rate": 1.0, "timeout_hold_s": 1.0})
+    first = asyncio.create_task(live.apply(order, key="slow"))
+    await asyncio.sleep(0.3)
+    second = await live.apply(order, key="slow")
+    assert second.status_code == 409
+    assert second.json()["code"] == "idempotency_key_in_flight"
+    assert second.headers["Retry-After"] == "1"
+    assert (await first).status_code == 201
+    replay = await live.apply(order, key="slow")
+    assert (replay.status_code, replay.content) == (201, (await first).content)
+
+
+async def test_cancel_closes_the_trade_once_and_refuses_a_paid_one(live: Live) -> None:
+    order = await live.create_order()
+    payment = (await live.apply(order)).json()
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+    for _ in range(2):  # cancelling twice is cancelling once
+        cancelled = await live.http.post(f"/api/payments/{payment['id']}/cancel", headers=shopper)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "CLOSED"
+    assert (await live.wallet("pay", payment["action"]["qr_code"])).status_code >= 400
+
+    paid = (await live.apply(order)).json()
+    assert paid["id"] != payment["id"]
+    assert (await live.wallet("pay", paid["action"]["qr_code"])).status_code == 200
+    await live.sandbox.deliver_due()
+    refused = await live.http.post(f"/api/payments/{paid['id']}/cancel", headers=shopper)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "payment_not_cancellable"
+    assert [m.kind for m in live.sandbox.ledger()] == ["capture"]
+
+
+async def test_only_the_orders_own_secret_may_subscribe(live: Live) -> None:
+    order = await live.create_order()
+    other = await live.create_order()
+    base = live.url.replace("http", "ws") + f"/api/orders/{order['id']}/events"
+    for secret in (other["client_secret"], "nonsense", ""):
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(f"{base}?client_secret={secret}"):
+                pass
+        assert refused.value.response.status_code == 403
+    async with websockets.connect(
+        base, additional_headers={"Authorization": f"Bearer {live.backend['Authorization'][7:]}"}
+    ) as ws:
+        assert '"status":"UNPAID"' in await ws.recv()
+
+
+async def test_a_long_poll_answers_when_the_order_changes(live: Live) -> None:
+    order = await live.create_order()
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+    waiting = asyncio.create_task(
+        live.http.get(
+            f"/api/orders/{order['id']}",
+            params={"after_version": order["status_version"], "wait": 20},
+            headers=shopper,
+        )
+    )
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await live.apply(order)  # opening a trade changes the order's status_version
+    answered = await asyncio.wait_for(waiting, 10)
+    assert answered.json()["status_version"] > order["status_version"]
+    latest = (await live.order(order))["status_version"]
+    unchanged = await live.http.get(
+        f"/api/orders/{order['id']}", params={"after_version": latest, "wait": 0.2}, headers=shopper
+    )
+    assert unchanged.json()["status_version"] == latest  # nothing changed: answered on time-out
