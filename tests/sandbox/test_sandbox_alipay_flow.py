@@ -38,7 +38,8 @@ async def test_precreate_scan_pay_refund(env: Env) -> None:
     scanned = await env.wallet("scan", qr)
     assert scanned.status_code == 200
     trade_no = scanned.json()["trade_no"]
-    assert re.fullmatch(r"2026112422001400000000000001", trade_no)
+    # 28 digits: the China date, 22001, the sandbox instance's start instant, a sequence.
+    assert re.fullmatch(r"2026112422001\d{7}00000001", trade_no)
     assert scanned.json()["status"] == "WAIT_BUYER_PAY"
 
     waiting = await env.call(sdk.api_alipay_trade_query, out_trade_no="pay_1")

@@ -42,6 +42,9 @@ class AlipayBook:
         self._cancelled: set[str] = set()  # out_trade_nos cancelled before Alipay knew them
         self._trade_seq = itertools.count(1)
         self._order_seq = itertools.count(1)
+        # Trade numbers stay unique across restarts of the sandbox (its state lives in memory):
+        # each instance numbers its trades under the instant it started.
+        self._epoch = int(clock.now().timestamp()) % 10**7
         # Orders whose trade waits for payment: the only ones a deadline can close.
         self._waiting: dict[str, Order] = {}
 
@@ -267,7 +270,7 @@ class AlipayBook:
 
     def _new_trade_no(self, now: datetime) -> str:
         day = now.astimezone(CHINA_TZ).strftime("%Y%m%d")
-        return f"{day}220014{next(self._trade_seq):014d}"
+        return f"{day}22001{self._epoch:07d}{next(self._trade_seq):08d}"
 
     def _close(self, order: Order, trade: Trade, at: datetime, reason: str) -> None:
         trade.status = TradeStatus.TRADE_CLOSED
