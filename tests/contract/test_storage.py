@@ -201,6 +201,8 @@ async def test_inbox_and_notification_ids_are_recorded_once(storage: Storage) ->
             await uow.notifications.record("alipay", "n1", payment_id="pay_1", now=START) is False
         )  # type: ignore[arg-type]
         assert await uow.notifications.record("wechat", "n1", payment_id="pay_1", now=START) is True  # type: ignore[arg-type]
+        # The same id for another trade is not a repeat of this one: it must not be dropped.
+        assert await uow.notifications.record("alipay", "n1", payment_id="pay_2", now=START) is True  # type: ignore[arg-type]
 
 
 async def test_idempotency_keys_are_claimed_once_and_taken_over_by_compare_and_set(

@@ -195,3 +195,30 @@ async def test_an_oversized_notification_is_refused_unread(live: Live) -> None:
         "/api/notify/alipay", content=b"a=" + b"x" * 70_000, headers=FORM
     )
     assert response.status_code == 413
+
+
+async def test_a_notify_id_seen_for_another_trade_is_not_mistaken_for_a_repeat(
+    live: Live,
+) -> None:
+    """Regression: a restarted sandbox reissued an id; the second payment was acked, not applied.
+
+    A notification id only deduplicates deliveries of the same trade's news: an authentic,
+    matching notification is never dropped because another trade used its id.
+    """
+    first_order, first = await _paying(live)
+    second_order, second = await _paying(live)
+    for order, payment, trade_no in (
+        (first_order, first, "2026112422001000000000000001"),
+        (second_order, second, "2026112422001000000000000002"),
+    ):
+        fields = {
+            **_genuine_fields(live, order, payment),
+            "notify_id": "reused-id",
+            "trade_no": trade_no,
+        }
+        response = await live.http.post(
+            "/api/notify/alipay", content=_signed(live, fields), headers=FORM
+        )
+        assert (response.status_code, response.text) == (200, "success")
+    assert (await live.order(first_order))["status"] == "READY_FOR_SHIPMENT"
+    assert (await live.order(second_order))["status"] == "READY_FOR_SHIPMENT"

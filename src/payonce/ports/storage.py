@@ -84,7 +84,11 @@ class NotificationLog(Protocol):
     async def record(
         self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
     ) -> bool:
-        """True the first time a channel's notification id is recorded; False ever after."""
+        """False when this notification (channel, id, payment) was recorded before: a repeat.
+
+        An id a channel already used for *another* payment is not a repeat (True): ids only
+        deduplicate deliveries of one trade's news, they never drop another trade's.
+        """
         ...
 
 

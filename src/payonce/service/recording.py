@@ -64,8 +64,8 @@ async def record(
     *,
     notification: tuple[str, str] | None = None,
 ) -> Payment:
-    """Record a fact about a trade. With ``notification`` (channel, id), only its first delivery
-    changes anything: the id is stored in the same transaction as the change."""
+    """Record a fact about a trade. With ``notification`` (channel, id), a repeated delivery of
+    it changes nothing: the id is stored in the same transaction as the change."""
     return await _write(deps, payment_id, outcome, notification=notification)
 
 

@@ -25,7 +25,7 @@ class _State:
     payments: dict[PaymentId, Payment] = field(default_factory=dict)
     outbox: dict[EventId, OutboxEntry] = field(default_factory=dict)
     inbox: set[tuple[str, EventId]] = field(default_factory=set)
-    notifications: set[tuple[str, str]] = field(default_factory=set)
+    notifications: dict[tuple[str, str], PaymentId] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)
 
@@ -35,7 +35,7 @@ class _State:
             dict(self.payments),
             dict(self.outbox),
             set(self.inbox),
-            set(self.notifications),
+            dict(self.notifications),
             dict(self.idempotency),
             dict(self.fences),
         )
@@ -176,10 +176,11 @@ class _Notifications:
     async def record(
         self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
     ) -> bool:
-        if (channel, notify_id) in self._st.notifications:
-            return False
-        self._st.notifications.add((channel, notify_id))
-        return True
+        first = self._st.notifications.get((channel, notify_id))
+        if first is None:
+            self._st.notifications[(channel, notify_id)] = payment_id
+            return True
+        return first != payment_id
 
 
 class _Idempotency:

@@ -182,16 +182,17 @@ class _Notifications:
     async def record(
         self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
     ) -> bool:
-        return await self._s.insert_ignoring_conflict(
-            notifications,
-            {
-                "channel": channel,
-                "notify_id": notify_id,
-                "payment_id": payment_id,
-                "received_at": now,
-            },
-            ["channel", "notify_id"],
+        row = {"channel": channel, "notify_id": notify_id, "payment_id": payment_id}
+        if await self._s.insert_ignoring_conflict(
+            notifications, {**row, "received_at": now}, ["channel", "notify_id"]
+        ):
+            return True
+        first = await self._s.execute(
+            select(notifications.c.payment_id).where(
+                notifications.c.channel == channel, notifications.c.notify_id == notify_id
+            )
         )
+        return bool(first.scalar_one() != payment_id)
 
 
 class _Idempotency:
