@@ -113,6 +113,8 @@ async def test_fault_settings_are_validated(env: Env) -> None:
         "query_error_rate": 0.2,
         "close_timeout_rate": 0.0,
         "refund_timeout_rate": 0.0,
+        "pay_before_close_rate": 0.0,
+        "pay_before_cancel_rate": 0.0,
         "timeout_hold_s": 30.0,
     }
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from payonce.domain.events import Event, Topic
 from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Action, Payment, PaymentStatus
+from payonce.domain.transitions import IllegalTransition
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,13 @@ class TradeCaptured:
     provider_trade_no: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class TradeReversed:
+    """The provider captured the trade and gave the money back (a cancel that found it paid)."""
+
+    provider_trade_no: str | None
+
+
 Outcome = (
     TradeOpened
     | CallUnanswered
@@ -56,6 +64,7 @@ Outcome = (
     | TradeStillOpen
     | TradeClosed
     | TradeCaptured
+    | TradeReversed
 )
 
 S = PaymentStatus
@@ -107,7 +116,18 @@ def react(
                 )
             )
         case TradeClosed():
+            if payment.status in (S.REFUNDING, S.REFUNDED):
+                return Reaction(payment)  # a refunded trade is closed: nothing new
             return Reaction(payment.moved_to(S.CLOSED, now=now))
+        case TradeReversed(provider_trade_no=trade_no):
+            if payment.applied:
+                # The money of the payment that paid the order went back: not ours to undo here.
+                raise IllegalTransition("payment", payment.status, S.REFUNDED)
+            return Reaction(
+                payment.moved_to(
+                    S.REFUNDED, now=now, provider_trade_no=trade_no or payment.provider_trade_no
+                )
+            )
         case TradeCaptured(provider_trade_no=trade_no):
             if payment.status in _SETTLED:
                 return Reaction(payment)

@@ -32,15 +32,16 @@ S = PaymentStatus
 LIVE_STATUSES: frozenset[PaymentStatus] = frozenset({S.UNPAID, S.PAYING, S.UNKNOWN, S.CLOSING})
 
 # A capture is a fact: a closed, failed or unknown trade that the provider says was paid is PAID
-# (and refunded if its order is paid by another), never ignored.
+# (and refunded if its order is paid by another), never ignored. A trade the provider captured
+# and gave back in one step (Alipay's cancel of a paid trade) goes straight to REFUNDED.
 PAYMENT_TRANSITIONS: TransitionTable[PaymentStatus] = TransitionTable(
     "payment",
     {
         S.UNPAID: frozenset({S.PAYING, S.UNKNOWN, S.FAILED, S.PAID, S.CLOSING, S.CLOSED}),
-        S.PAYING: frozenset({S.PAID, S.CLOSING, S.CLOSED, S.FAILED}),
-        S.UNKNOWN: frozenset({S.PAYING, S.PAID, S.CLOSING, S.CLOSED, S.FAILED}),
-        S.CLOSING: frozenset({S.CLOSED, S.PAID}),
-        S.CLOSED: frozenset({S.PAID}),
+        S.PAYING: frozenset({S.PAID, S.CLOSING, S.CLOSED, S.FAILED, S.REFUNDED}),
+        S.UNKNOWN: frozenset({S.PAYING, S.PAID, S.CLOSING, S.CLOSED, S.FAILED, S.REFUNDED}),
+        S.CLOSING: frozenset({S.CLOSED, S.PAID, S.REFUNDED}),
+        S.CLOSED: frozenset({S.PAID, S.REFUNDED}),
         S.FAILED: frozenset({S.PAID}),
         S.PAID: frozenset({S.REFUNDING, S.REFUNDED}),
         S.REFUNDING: frozenset({S.REFUNDED}),

@@ -39,6 +39,7 @@ class TradeState(StrEnum):
     OPEN = "OPEN"  # waiting for the shopper
     PAID = "PAID"
     CLOSED = "CLOSED"  # closed unpaid; can no longer be paid
+    REFUNDED = "REFUNDED"  # paid, then refunded in full by the provider (a cancel of a paid trade)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,14 +82,23 @@ class InboxRepository(Protocol):
 
 class NotificationLog(Protocol):
     async def record(
-        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+        self,
+        channel: str,
+        notify_id: str,
+        *,
+        payment_id: PaymentId,
+        now: datetime,
+        note: str | None = None,
     ) -> bool:
         """False when this notification (channel, id, payment) was recorded before: a repeat.
 
         An id a channel already used for *another* payment is not a repeat (True): ids only
-        deduplicate deliveries of one trade's news, they never drop another trade's.
+        deduplicate deliveries of one trade's news, they never drop another trade's. ``note``
+        keeps why an acknowledged notification changed nothing.
         """
         ...
+
+    async def note_of(self, channel: str, notify_id: str) -> str | None: ...
 
 
 class IdempotencyState(StrEnum):

@@ -15,6 +15,8 @@ FaultKind = Literal[
     "query_error",
     "close_timeout",
     "refund_timeout",
+    "pay_before_close",
+    "pay_before_cancel",
 ]
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -34,6 +36,10 @@ class FaultSettings(BaseModel):
     query_error_rate: Rate = 0.0
     close_timeout_rate: Rate = 0.0
     refund_timeout_rate: Rate = 0.0
+    # The shopper pays at the very moment the merchant closes (or cancels): the close, or the
+    # cancel, finds the trade paid an instant earlier.
+    pay_before_close_rate: Rate = 0.0
+    pay_before_cancel_rate: Rate = 0.0
     # Real seconds a "timed out" call holds its answer after doing the work.
     timeout_hold_s: float = Field(default=30.0, ge=0.0, le=3600.0)
 

@@ -161,6 +161,7 @@ async def _apply_once(
             order_id=order.id, channel=channel, platform=platform, amount=order.total, now=now
         ),
         lease,
+        seen=order,
     )
     opened = await open_trade(
         deps,

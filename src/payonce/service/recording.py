@@ -36,18 +36,20 @@ def attempt_key(order_id: OrderId, channel: Channel, platform: Platform) -> str:
     return f"order:{order_id}:attempt:{channel.value}:{platform.value}"
 
 
-async def insert_intent(deps: Deps, intent: Payment, lease: Lease) -> Payment:
-    """Commit the UNPAID record of a trade about to be opened (the database refuses a second)."""
+async def insert_intent(deps: Deps, intent: Payment, lease: Lease, *, seen: Order) -> Payment:
+    """Commit the UNPAID record of a trade about to be opened, decided on the order as ``seen``.
+
+    The order's compare-and-set is against the version that was read: if anything changed the
+    order since (a capture applied, another trade opened), the database refuses the intent and
+    the caller decides again. The live-trade index refuses a second live trade regardless.
+    """
     async with deps.storage.transaction() as uow:
-        order = await uow.orders.get(intent.order_id)
-        if order is None:
-            raise OrderNotFound()
-        await uow.fences.check(order_lock_key(order.id), lease.token)
-        earlier = await uow.payments.for_order(order.id)
+        await uow.fences.check(order_lock_key(seen.id), lease.token)
+        touched = seen.touched(deps.clock.now())
+        await uow.orders.update(touched, expected_version=seen.version)
+        earlier = await uow.payments.for_order(seen.id)
         intent = replace(intent, number=earlier[0].number + 1 if earlier else 1)
         await uow.payments.add(intent)
-        touched = order.touched(deps.clock.now())
-        await uow.orders.update(touched, expected_version=order.version)
     await publish(deps, touched, intent)
     return intent
 
@@ -67,6 +69,16 @@ async def record(
     """Record a fact about a trade. With ``notification`` (channel, id), a repeated delivery of
     it changes nothing: the id is stored in the same transaction as the change."""
     return await _write(deps, payment_id, outcome, notification=notification)
+
+
+async def note_notification(
+    deps: Deps, notification: tuple[str, str], payment_id: PaymentId, note: str
+) -> None:
+    """Keep a verified notification that changed nothing, and why, before acknowledging it."""
+    async with deps.storage.transaction() as uow:
+        await uow.notifications.record(
+            *notification, payment_id=payment_id, now=deps.clock.now(), note=note[:500]
+        )
 
 
 async def _write(

@@ -16,6 +16,7 @@ from payonce.domain.outcomes import (
     TradeClosed,
     TradeOpened,
     TradeRefused,
+    TradeReversed,
     TradeStillOpen,
 )
 from payonce.domain.payment import Payment, PaymentStatus
@@ -66,6 +67,8 @@ def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:
             return TradeCaptured(snapshot.provider_trade_no)
         case TradeState.CLOSED:
             return TradeClosed()
+        case TradeState.REFUNDED:
+            return TradeReversed(snapshot.provider_trade_no)
         case TradeState.OPEN:
             return TradeStillOpen(snapshot.provider_trade_no)
         case TradeState.NOT_FOUND:
@@ -98,26 +101,30 @@ async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
         raise PaymentOutcomeUnknown(
             f"closing trade {closing.out_trade_no} did not complete; retry shortly"
         ) from error
-    if snapshot.state is TradeState.PAID:
-        if not _matches(closing, snapshot):
-            raise PaymentOutcomeUnknown("provider and payonce disagree on the amount")
-        return await record(deps, closing.id, TradeCaptured(snapshot.provider_trade_no))
-    if snapshot.state in (TradeState.CLOSED, TradeState.NOT_FOUND):
-        return await record(deps, closing.id, TradeClosed())
-    raise PaymentOutcomeUnknown(f"trade {closing.out_trade_no} is still open after closing")
+    if not _matches(closing, snapshot):
+        raise PaymentOutcomeUnknown("provider and payonce disagree on the amount")
+    outcome = outcome_of(snapshot) or TradeClosed()  # NOT_FOUND after a close: never opened
+    if isinstance(outcome, TradeStillOpen):
+        raise PaymentOutcomeUnknown(f"trade {closing.out_trade_no} is still open after closing")
+    return await record(deps, closing.id, outcome)
 
 
-async def sync_with_provider(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+async def sync_with_provider(
+    deps: Deps, payment: Payment, lease: Lease, *, strict: bool = False
+) -> Payment:
     """Ask the provider about a trade and apply the answer: the one way every query is applied.
 
     A trade the provider does not know while we hold an unanswered create is made unpayable
     (closed) before it is recorded closed, so a late-arriving create cannot open it behind us.
+    An unanswered query changes nothing; with ``strict`` it raises PaymentOutcomeUnknown.
     """
     provider = provider_for(deps, payment)
     try:
         snapshot = await provider.query(payment.out_trade_no)
     except (ProviderUnavailable, ProviderRejected) as error:
         log.info("query of %s did not answer: %s", payment.out_trade_no, error)
+        if strict:
+            raise PaymentOutcomeUnknown(f"query of {payment.out_trade_no}: {error}") from error
         return payment
     if not _matches(payment, snapshot):
         return payment

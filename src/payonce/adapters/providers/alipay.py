@@ -193,7 +193,7 @@ class AlipayProvider:
             raise self._failure("cancel", cancelled)
         if cancelled.get("action") == "refund":
             # The shopper paid in the instant between close and cancel, and cancel refunded it.
-            raise ProviderRejected("alipay cancel refunded a payment made meanwhile")
+            return TradeSnapshot(TradeState.REFUNDED, cancelled.get("trade_no"))
         return TradeSnapshot(TradeState.CLOSED, cancelled.get("trade_no"))
 
     async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:

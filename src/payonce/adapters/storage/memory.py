@@ -25,7 +25,7 @@ class _State:
     payments: dict[PaymentId, Payment] = field(default_factory=dict)
     outbox: dict[EventId, OutboxEntry] = field(default_factory=dict)
     inbox: set[tuple[str, EventId]] = field(default_factory=set)
-    notifications: dict[tuple[str, str], PaymentId] = field(default_factory=dict)
+    notifications: dict[tuple[str, str], tuple[PaymentId, str | None]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)
 
@@ -174,13 +174,23 @@ class _Notifications:
         self._st = state
 
     async def record(
-        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+        self,
+        channel: str,
+        notify_id: str,
+        *,
+        payment_id: PaymentId,
+        now: datetime,
+        note: str | None = None,
     ) -> bool:
         first = self._st.notifications.get((channel, notify_id))
         if first is None:
-            self._st.notifications[(channel, notify_id)] = payment_id
+            self._st.notifications[(channel, notify_id)] = (payment_id, note)
             return True
-        return first != payment_id
+        return first[0] != payment_id
+
+    async def note_of(self, channel: str, notify_id: str) -> str | None:
+        found = self._st.notifications.get((channel, notify_id))
+        return found[1] if found else None
 
 
 class _Idempotency:

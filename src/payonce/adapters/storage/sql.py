@@ -180,11 +180,17 @@ class _Notifications:
         self._s = session
 
     async def record(
-        self, channel: str, notify_id: str, *, payment_id: PaymentId, now: datetime
+        self,
+        channel: str,
+        notify_id: str,
+        *,
+        payment_id: PaymentId,
+        now: datetime,
+        note: str | None = None,
     ) -> bool:
         row = {"channel": channel, "notify_id": notify_id, "payment_id": payment_id}
         if await self._s.insert_ignoring_conflict(
-            notifications, {**row, "received_at": now}, ["channel", "notify_id"]
+            notifications, {**row, "received_at": now, "note": note}, ["channel", "notify_id"]
         ):
             return True
         first = await self._s.execute(
@@ -193,6 +199,15 @@ class _Notifications:
             )
         )
         return bool(first.scalar_one() != payment_id)
+
+    async def note_of(self, channel: str, notify_id: str) -> str | None:
+        found = await self._s.execute(
+            select(notifications.c.note).where(
+                notifications.c.channel == channel, notifications.c.notify_id == notify_id
+            )
+        )
+        note: str | None = found.scalar_one_or_none()
+        return note
 
 
 class _Idempotency:

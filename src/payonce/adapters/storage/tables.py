@@ -158,6 +158,8 @@ notifications = Table(
     Column("notify_id", String(128), primary_key=True),
     Column("payment_id", String(40), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    # Why a verified notification changed nothing (a conflict with our record), kept for audit.
+    Column("note", Text, nullable=True),
 )
 
 idempotency_keys = Table(

@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("notify_id", sa.String(128), nullable=False),
         sa.Column("payment_id", sa.String(40), nullable=False),
         _ts("received_at"),
+        sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("channel", "notify_id", name="pk_notifications"),
     )
     op.create_table(

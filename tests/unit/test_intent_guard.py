@@ -1,0 +1,85 @@
+"""Opening a trade is decided on what was read: the database refuses it if the order moved since."""
+
+from __future__ import annotations
+
+import pytest
+
+from payonce.adapters.cache.memory import InProcessCache
+from payonce.adapters.clock import AdjustableClock
+from payonce.adapters.feed.memory import InProcessFeed
+from payonce.adapters.locks.unlocked import NoLocks
+from payonce.adapters.storage.memory import MemoryStorage
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.order import Order, OrderLine
+from payonce.domain.payment import Payment
+from payonce.errors import FenceRejected, StaleVersion
+from payonce.ports.locks import Lease
+from payonce.service.context import Deps
+from payonce.service.recording import insert_intent
+
+
+@pytest.fixture
+def deps(clock: AdjustableClock) -> Deps:
+    return Deps(
+        storage=MemoryStorage(),
+        clock=clock,
+        locks=NoLocks(),
+        cache=InProcessCache(clock),
+        feed=InProcessFeed(),
+        providers={},
+    )
+
+
+async def _order(deps: Deps) -> Order:
+    order = Order.create(
+        customer_id="c",
+        currency="CNY",
+        lines=(OrderLine("S", "Tea", 1, 1000),),
+        now=deps.clock.now(),
+    )
+    async with deps.storage.transaction() as uow:
+        await uow.orders.add(order)
+    return order
+
+
+def _intent(order: Order, deps: Deps) -> Payment:
+    return Payment.open_intent(
+        order_id=order.id,
+        channel=Channel.ALIPAY,
+        platform=Platform.PC,
+        amount=order.total,
+        now=deps.clock.now(),
+    )
+
+
+async def test_an_intent_based_on_a_stale_read_is_refused(deps: Deps) -> None:
+    seen = await _order(deps)
+    async with deps.storage.transaction() as uow:  # e.g. a capture applied meanwhile
+        await uow.orders.update(seen.touched(deps.clock.now()), expected_version=seen.version)
+    with pytest.raises(StaleVersion):
+        await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=seen)
+    async with deps.storage.transaction() as uow:
+        assert await uow.payments.for_order(seen.id) == []
+
+
+async def test_an_intent_from_an_expired_lock_is_refused(deps: Deps) -> None:
+    seen = await _order(deps)
+    newer = await insert_intent(deps, _intent(seen, deps), Lease("order", 20), seen=seen)
+    async with deps.storage.transaction() as uow:
+        current = await uow.orders.get(seen.id)
+        await uow.payments.update(
+            newer.moved_to(newer.status.CLOSED, now=deps.clock.now()), expected_version=1
+        )
+    assert current is not None
+    with pytest.raises(FenceRejected):  # the holder of token 10 read `current` and lost its lock
+        await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=current)
+
+
+async def test_an_intent_on_a_fresh_read_is_numbered_and_bumps_the_order(deps: Deps) -> None:
+    seen = await _order(deps)
+    stored = await insert_intent(deps, _intent(seen, deps), Lease("order", 1), seen=seen)
+    assert stored.number == 1
+    async with deps.storage.transaction() as uow:
+        order = await uow.orders.get(seen.id)
+    assert order is not None
+    assert order.version == seen.version + 1
