@@ -223,8 +223,11 @@ async def test_idempotency_keys_are_claimed_once_and_taken_over_by_compare_and_s
         later = replace(claim, locked_until=START + timedelta(seconds=120))
         assert await uow.idempotency.take_over(later, expected_locked_until=START) is False
         assert await uow.idempotency.take_over(later, expected_locked_until=claim.locked_until)
-        await uow.idempotency.complete(
-            "backend", "k1", status=201, body=b'{"a":1}', media_type="application/json"
+        stale = {"status": 201, "body": b'{"a":0}', "media_type": "application/json"}
+        assert await uow.idempotency.complete(claim, **stale) is False  # taken over
+        await uow.idempotency.release(claim)  # nor can it give back a key it lost
+        assert await uow.idempotency.complete(
+            later, status=201, body=b'{"a":1}', media_type="application/json"
         )
         done = await uow.idempotency.get("backend", "k1")
         assert done is not None
@@ -233,7 +236,12 @@ async def test_idempotency_keys_are_claimed_once_and_taken_over_by_compare_and_s
             201,
             b'{"a":1}',
         )
+        await uow.idempotency.release(later)  # done: no longer in flight, nothing to give back
+        assert await uow.idempotency.get("backend", "k1") == done
         await uow.idempotency.delete("backend", "k1")
+        assert await uow.idempotency.get("backend", "k1") is None
+        assert await uow.idempotency.insert(claim) is True
+        await uow.idempotency.release(claim)
         assert await uow.idempotency.get("backend", "k1") is None
 
 

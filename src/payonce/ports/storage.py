@@ -133,10 +133,23 @@ class IdempotencyRepository(Protocol):
         ...
 
     async def complete(
-        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
-    ) -> None: ...
+        self,
+        claim: IdempotencyRecord,
+        *,
+        status: int,
+        body: bytes,
+        media_type: str,
+    ) -> bool:
+        """Store the response, if ``claim`` (same lease) still holds the key; True if stored."""
+        ...
 
-    async def delete(self, caller: str, key: str) -> None: ...
+    async def release(self, claim: IdempotencyRecord) -> None:
+        """Give the key back, if ``claim`` (same lease) still holds it."""
+        ...
+
+    async def delete(self, caller: str, key: str) -> None:
+        """Forget a key whose retention has passed."""
+        ...
 
 
 class FenceRepository(Protocol):

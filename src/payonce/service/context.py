@@ -31,7 +31,8 @@ class Policy:
     # How long (real seconds) an apply waits for another request's intent to become a trade.
     in_flight_wait_s: float = 10.0
     conflict_retries: int = 30
-    idempotency_lease: timedelta = timedelta(seconds=60)
+    # Longer than the slowest apply (a lock wait and four provider calls at their time-out).
+    idempotency_lease: timedelta = timedelta(seconds=120)
     idempotency_retention: timedelta = timedelta(hours=24)
     cache_ttl_s: float = 3600.0
     outbox_backoff_first: timedelta = timedelta(seconds=1)

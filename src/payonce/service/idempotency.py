@@ -2,7 +2,9 @@
 
 Rules (IETF httpapi idempotency-key draft): same key + same request -> the stored response; same
 key + a different request -> 422; same key while the first is still running -> 409. A request
-that ends in a retryable error gives its key back so the caller can retry with it.
+that ends in a retryable error gives its key back so the caller can retry with it. A request
+holds its key by a lease; one that outlives the lease (its key was taken over by a retry) can
+neither store its response nor give the key back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from payonce.ports.storage import IdempotencyRecord, IdempotencyState
 from payonce.service.context import Deps
 
 MAX_KEY_LENGTH = 255
+
+# The key a request holds while it runs.
+Claim = IdempotencyRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +46,8 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 async def begin(
     deps: Deps, scope: str, key: str, request_fingerprint: str
-) -> StoredResponse | None:
-    """Claim ``key`` for this request (None) or return the response to replay."""
+) -> Claim | StoredResponse:
+    """Claim ``key`` for this request, or return the stored response to replay."""
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidRequest(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
     policy = deps.policy
@@ -63,7 +68,7 @@ async def begin(
                 existing = None
             if existing is None:
                 if await uow.idempotency.insert(claim):
-                    return None
+                    return claim
                 continue  # another request inserted it first: look again
             if existing.fingerprint != request_fingerprint:
                 raise IdempotencyKeyReused()
@@ -79,17 +84,18 @@ async def begin(
                 raise IdempotencyKeyInFlight()
             # Its request died without finishing: this one takes the key over.
             if await uow.idempotency.take_over(claim, expected_locked_until=existing.locked_until):
-                return None
+                return claim
     raise IdempotencyKeyInFlight()
 
 
-async def finish(deps: Deps, scope: str, key: str, response: StoredResponse) -> None:
+async def finish(deps: Deps, claim: Claim, response: StoredResponse) -> bool:
+    """Store the response for replay; False when the key was taken over meanwhile."""
     async with deps.storage.transaction() as uow:
-        await uow.idempotency.complete(
-            scope, key, status=response.status, body=response.body, media_type=response.media_type
+        return await uow.idempotency.complete(
+            claim, status=response.status, body=response.body, media_type=response.media_type
         )
 
 
-async def release(deps: Deps, scope: str, key: str) -> None:
+async def release(deps: Deps, claim: Claim) -> None:
     async with deps.storage.transaction() as uow:
-        await uow.idempotency.delete(scope, key)
+        await uow.idempotency.release(claim)

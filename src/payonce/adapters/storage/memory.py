@@ -219,18 +219,31 @@ class _Idempotency:
         self._st.idempotency[(record.caller, record.key)] = record
         return True
 
+    def _held_by(self, claim: IdempotencyRecord) -> bool:
+        current = self._st.idempotency.get((claim.caller, claim.key))
+        return (
+            current is not None
+            and current.state is IdempotencyState.IN_FLIGHT
+            and current.locked_until == claim.locked_until
+        )
+
     async def complete(
-        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
-    ) -> None:
-        current = self._st.idempotency.get((caller, key))
-        if current is not None:
-            self._st.idempotency[(caller, key)] = replace(
-                current,
-                state=IdempotencyState.DONE,
-                response_status=status,
-                response_body=body,
-                response_type=media_type,
-            )
+        self, claim: IdempotencyRecord, *, status: int, body: bytes, media_type: str
+    ) -> bool:
+        if not self._held_by(claim):
+            return False
+        self._st.idempotency[(claim.caller, claim.key)] = replace(
+            self._st.idempotency[(claim.caller, claim.key)],
+            state=IdempotencyState.DONE,
+            response_status=status,
+            response_body=body,
+            response_type=media_type,
+        )
+        return True
+
+    async def release(self, claim: IdempotencyRecord) -> None:
+        if self._held_by(claim):
+            del self._st.idempotency[(claim.caller, claim.key)]
 
     async def delete(self, caller: str, key: str) -> None:
         self._st.idempotency.pop((caller, key), None)

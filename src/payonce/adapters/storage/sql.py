@@ -244,12 +244,19 @@ class _Idempotency:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def _held_by(self, claim: IdempotencyRecord) -> tuple[Any, ...]:
+        return (
+            *self._key(claim.caller, claim.key),
+            idempotency_keys.c.state == IdempotencyState.IN_FLIGHT.value,
+            idempotency_keys.c.locked_until == claim.locked_until,
+        )
+
     async def complete(
-        self, caller: str, key: str, *, status: int, body: bytes, media_type: str
-    ) -> None:
-        await self._s.execute(
+        self, claim: IdempotencyRecord, *, status: int, body: bytes, media_type: str
+    ) -> bool:
+        result = await self._s.execute(
             update(idempotency_keys)
-            .where(*self._key(caller, key))
+            .where(*self._held_by(claim))
             .values(
                 state=IdempotencyState.DONE.value,
                 response_status=status,
@@ -257,6 +264,10 @@ class _Idempotency:
                 response_type=media_type,
             )
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, claim: IdempotencyRecord) -> None:
+        await self._s.execute(delete(idempotency_keys).where(*self._held_by(claim)))
 
     async def delete(self, caller: str, key: str) -> None:
         await self._s.execute(delete(idempotency_keys).where(*self._key(caller, key)))

@@ -67,12 +67,12 @@ async def run_idempotent(
         status, payload = await handler()
         return Response(render_json(payload), status_code=status, media_type="application/json")
     fingerprint = idempotency.fingerprint(request.method, request.url.path, await request.body())
-    stored = await idempotency.begin(deps, caller.scope, key, fingerprint)
-    if stored is not None:
+    claim = await idempotency.begin(deps, caller.scope, key, fingerprint)
+    if isinstance(claim, idempotency.StoredResponse):
         return Response(
-            stored.body,
-            status_code=stored.status,
-            media_type=stored.media_type,
+            claim.body,
+            status_code=claim.status,
+            media_type=claim.media_type,
             headers={"Idempotent-Replayed": "true"},
         )
     try:
@@ -80,16 +80,15 @@ async def run_idempotent(
         response = Response(render_json(payload), status_code=status, media_type="application/json")
     except PayonceError as error:
         if error.retryable:
-            await idempotency.release(deps, caller.scope, key)
+            await idempotency.release(deps, claim)
             raise
         response = problem_of(error)
     except BaseException:
-        await idempotency.release(deps, caller.scope, key)
+        await idempotency.release(deps, claim)
         raise
     await idempotency.finish(
         deps,
-        caller.scope,
-        key,
+        claim,
         idempotency.StoredResponse(
             response.status_code, bytes(response.body), response.media_type or ""
         ),
