@@ -192,6 +192,23 @@ class LockNotAcquired(OrderBusy):
     """The per-order lock could not be had in time."""
 
 
+class StorageIntegrityError(PayonceError):
+    """The database refused a row for a reason no retry will change (a bug, not a race)."""
+
+    code = "storage_integrity_error"
+    title = "Storage refused the change"
+    http_status = 500
+
+
+class StateConflict(PayonceError):
+    """The record moved on while the request was deciding; the request can be sent again."""
+
+    code = "state_conflict"
+    title = "The payment changed while this request ran"
+    http_status = 409
+    retryable = True
+
+
 class StorageUnavailable(PayonceError):
     code = "storage_unavailable"
     title = "Storage unavailable"

@@ -13,7 +13,7 @@ from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId
 from payonce.domain.order import Order, OrderLine
 from payonce.domain.payment import Payment, PaymentStatus
-from payonce.errors import DuplicateKey, FenceRejected, StaleVersion
+from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, Storage
 from tests.conftest import START
 
@@ -73,6 +73,13 @@ async def test_a_failed_transaction_leaves_nothing_behind(storage: Storage) -> N
         await crash_before_commit()
     async with storage.transaction() as uow:
         assert await uow.orders.get(order.id) is None
+
+
+async def test_a_refusal_that_no_retry_can_change_is_not_a_lost_race(storage: Storage) -> None:
+    orphan = _payment(_order())  # its order was never stored
+    with pytest.raises(StorageIntegrityError):
+        async with storage.transaction() as uow:
+            await uow.payments.add(orphan)
 
 
 async def test_at_most_one_live_closable_trade_per_order(storage: Storage) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from payonce.domain.ids import PaymentId
 from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.transitions import IllegalTransition
 from payonce.errors import PaymentNotCancellable, PaymentOutcomeUnknown
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.orders import get_payment
@@ -28,7 +29,10 @@ async def cancel_payment(deps: Deps, payment_id: PaymentId) -> Payment:
                 raise PaymentOutcomeUnknown()
             if not payment.is_live:
                 return payment
-        closed = await close_trade(deps, payment, lease)
+        try:
+            closed = await close_trade(deps, payment, lease)
+        except IllegalTransition:
+            closed = await get_payment(deps, payment_id)  # it moved on while we decided
         if closed.status is PaymentStatus.PAID:
             raise PaymentNotCancellable(f"payment {payment.id} was paid before it could close")
         return closed

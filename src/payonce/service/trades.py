@@ -133,8 +133,8 @@ async def sync_with_provider(
         if payment.status in (PaymentStatus.UNKNOWN, PaymentStatus.UNPAID, PaymentStatus.CLOSING):
             try:
                 return await close_trade(deps, payment, lease)
-            except PaymentOutcomeUnknown:
-                return payment
+            except (PaymentOutcomeUnknown, IllegalTransition):
+                return payment  # still unknown, or settled meanwhile by someone else
         return payment  # e.g. an Alipay QR nobody has scanned yet
     try:
         return await record(deps, payment.id, outcome)

@@ -7,11 +7,7 @@ gateway (the real one or the sandbox) through its ``_gateway`` attribute.
 from __future__ import annotations
 
 import asyncio
-import http.client
-import json
 import logging
-import socket
-import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from alipay import AliPay
-from alipay.exceptions import AliPayException, AliPayValidationError
+from alipay.exceptions import AliPayException
 from alipay.utils import AliPayConfig
 
 from payonce.domain.channels import Channel, Platform
@@ -49,16 +45,9 @@ _TRADE_STATES = {
     "TRADE_FINISHED": TradeState.PAID,
     "TRADE_CLOSED": TradeState.CLOSED,
 }
-# Transport failures after which the request may or may not have been acted upon.
-_NO_ANSWER = (
-    TimeoutError,
-    socket.timeout,
-    urllib.error.URLError,
-    http.client.HTTPException,
-    ConnectionError,
-    json.JSONDecodeError,
-    AliPayValidationError,
-)
+# Gateway-level refusals (unsigned answers) that mean "no", not "try again": bad parameters,
+# an unknown app, a bad signature of ours, insufficient permissions.
+_REFUSAL_CODES = {"40001", "40002", "40006"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,7 @@ class AlipayProvider:
     channel = Channel.ALIPAY
 
     def __init__(self, settings: AlipaySettings, clock: Clock) -> None:
-        self._settings = settings
+        self.settings = settings
         self._clock = clock
         self._sdk = AliPay(
             appid=settings.app_id,
@@ -95,19 +84,28 @@ class AlipayProvider:
 
     @property
     def merchant_id(self) -> str:
-        return self._settings.app_id
+        return self.settings.app_id
 
     def supports(self, platform: Platform, currency: str) -> bool:
         return currency == "CNY"
 
     async def _call(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
-        """Run one SDK call in a thread; translate every foreign failure at this edge."""
+        """Run one SDK call in a thread; translate every foreign failure at this edge.
+
+        The request may have been acted upon whatever went wrong after it left (a time-out, a
+        dropped connection, an answer that is not Alipay's or whose signature fails): all of
+        these are unknown outcomes. Only an unsigned gateway refusal is a definite "no".
+        """
         try:
             response = await asyncio.to_thread(call)
-        except _NO_ANSWER as error:
-            raise ProviderUnavailable(f"alipay {what}: {type(error).__name__}: {error}") from error
-        except AliPayException as error:  # an unsigned answer: a gateway-level error
+        except AliPayException as error:
+            # The SDK keeps the answer's code private; it is what tells a refusal from an outage.
+            code = str(getattr(error, "_AliPayException__code", ""))
+            if code in _REFUSAL_CODES:
+                raise ProviderRejected(f"alipay {what}: {error}", provider_code=code) from error
             raise ProviderUnavailable(f"alipay {what}: {error}") from error
+        except Exception as error:
+            raise ProviderUnavailable(f"alipay {what}: {type(error).__name__}: {error}") from error
         if not isinstance(response, dict):
             raise ProviderUnavailable(f"alipay {what}: unexpected answer {response!r}")
         return response
@@ -135,14 +133,14 @@ class AlipayProvider:
             )
             if response.get("code") != SUCCESS:
                 raise self._failure("precreate", response)
-            expires = min(request.pay_deadline, self._clock.now() + self._settings.qr_validity)
+            expires = min(request.pay_deadline, self._clock.now() + self.settings.qr_validity)
             return CreatedTrade(
                 Action(ActionType.QR_CODE, {"qr_code": str(response["qr_code"])}, expires)
             )
         # Wap and app payments are signed here and opened by the shopper's wallet: no call yet.
         if request.platform is Platform.WAP:
             query = self._sdk.api_alipay_trade_wap_pay(return_url=request.return_url, **common)
-            fields = {"launch_url": f"{self._settings.gateway_url}?{query}"}
+            fields = {"launch_url": f"{self.settings.gateway_url}?{query}"}
             if request.return_url:
                 fields["fallback_url"] = request.return_url
             return CreatedTrade(Action(ActionType.LAUNCH_URL, fields, request.pay_deadline))
@@ -239,7 +237,7 @@ class AlipayProvider:
         state = _TRADE_STATES.get(data["trade_status"])
         if state is None:
             raise NotificationRejected("malformed", f"trade_status {data['trade_status']}")
-        if data.get("seller_id", self._settings.seller_id) != self._settings.seller_id:
+        if data.get("seller_id", self.settings.seller_id) != self.settings.seller_id:
             raise NotificationRejected("merchant_mismatch", f"seller_id {data['seller_id']}")
         currency = data.get("trans_currency") or "CNY"
         try:

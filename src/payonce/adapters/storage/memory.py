@@ -15,7 +15,7 @@ from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
-from payonce.errors import DuplicateKey, FenceRejected, StaleVersion
+from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
 
 
@@ -66,7 +66,7 @@ class _Payments:
 
     def _check_constraints(self, payment: Payment) -> None:
         if payment.order_id not in self._st.orders:
-            raise DuplicateKey("fk_payments_order_id")
+            raise StorageIntegrityError("fk_payments_order_id")
         for other in self._st.payments.values():
             if other.id == payment.id:
                 continue

@@ -25,8 +25,21 @@ from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
-from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageUnavailable
+from payonce.errors import (
+    DuplicateKey,
+    FenceRejected,
+    StaleVersion,
+    StorageIntegrityError,
+    StorageUnavailable,
+)
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+
+
+def _integrity_error(error: exc.IntegrityError) -> DuplicateKey | StorageIntegrityError:
+    """A unique violation is a lost race (retry); any other refusal is a bug (don't)."""
+    message = str(error.orig).splitlines()[0]
+    unique = getattr(error.orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in message
+    return DuplicateKey(message) if unique else StorageIntegrityError(message)
 
 
 class _Session:
@@ -40,7 +53,7 @@ class _Session:
         try:
             return await self.conn.execute(statement)
         except exc.IntegrityError as error:
-            raise DuplicateKey(str(error.orig).splitlines()[0]) from error
+            raise _integrity_error(error) from error
 
     async def insert_ignoring_conflict(
         self, table: Table, values: Mapping[str, Any], keys: list[str]
@@ -316,7 +329,7 @@ class SqlStorage:
         except exc.OperationalError as error:
             raise StorageUnavailable(str(error.orig).splitlines()[0]) from error
         except exc.IntegrityError as error:  # raised at commit by deferred constraints
-            raise DuplicateKey(str(error.orig).splitlines()[0]) from error
+            raise _integrity_error(error) from error
 
     async def ping(self) -> None:
         try:

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from payonce.errors import PayonceError
+from payonce.domain.transitions import IllegalTransition
+from payonce.errors import PayonceError, StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PayonceError)
     async def _payonce(_: Request, error: PayonceError) -> Response:
         return problem_of(error)
+
+    @app.exception_handler(IllegalTransition)
+    async def _moved_on(_: Request, error: IllegalTransition) -> Response:
+        # A race the service did not turn into a refusal of its own: the record moved on.
+        return problem_of(StateConflict(str(error)))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> Response:
