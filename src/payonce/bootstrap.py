@@ -76,10 +76,15 @@ def _alipay(
             notify_url=notify_url,
             timeout_s=settings.provider_timeout_s,
         )
-    elif settings.alipay_app_id and settings.alipay_private_key and settings.alipay_public_key:
+    elif (
+        settings.alipay_app_id
+        and settings.alipay_seller_id
+        and settings.alipay_private_key
+        and settings.alipay_public_key
+    ):
         alipay = AlipaySettings(
             app_id=settings.alipay_app_id,
-            seller_id=settings.alipay_seller_id or "",
+            seller_id=settings.alipay_seller_id,
             app_private_key_pem=settings.alipay_private_key.get_secret_value(),
             alipay_public_key_pem=settings.alipay_public_key,
             gateway_url=settings.alipay_gateway,

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
             problems.append("PAYONCE_SANDBOX_URL is for development")
         if self.public_url is None:
             problems.append("PAYONCE_PUBLIC_URL must be set")
+        alipay = (
+            self.alipay_app_id,
+            self.alipay_seller_id,
+            self.alipay_private_key,
+            self.alipay_public_key,
+        )
+        if any(alipay) and not all(alipay):
+            # Without the seller id every genuine notification would be refused as foreign.
+            problems.append(
+                "Alipay needs PAYONCE_ALIPAY_APP_ID, _SELLER_ID, _PRIVATE_KEY and _PUBLIC_KEY"
+            )
         if problems:
             raise SettingsError("production settings refused: " + "; ".join(problems))
         return self

@@ -24,6 +24,7 @@ class FlakyConsumer:
     """A second consumer that is down for its first ``failures`` deliveries."""
 
     name = "flaky"
+    topics = frozenset({Topic.PAYMENT_SUCCEEDED})
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
@@ -106,3 +107,24 @@ async def test_the_relay_retries_a_failing_consumer_with_backoff_until_it_acknow
     # The order side saw the event three times and applied it once.
     assert stored is not None
     assert stored.version == order.version + 1
+
+
+async def test_an_event_no_consumer_takes_stays_undelivered_and_visible(
+    deps: Deps, clock: AdjustableClock
+) -> None:
+    _, paid = await _paid_event(deps)
+    async with deps.storage.transaction() as uow:
+        payment = await uow.payments.get(paid.payment_id)
+    assert payment is not None
+    extra = Event.about(Topic.PAYMENT_EXTRA_CAPTURED, payment, clock.now())
+    async with deps.storage.transaction() as uow:
+        await uow.outbox.add(extra, now=clock.now())
+    assert await outbox.deliver_due(deps) == 1  # only payment.succeeded has a taker
+    clock.advance(timedelta(hours=2))
+    assert await outbox.deliver_due(deps) == 0
+    async with deps.storage.transaction() as uow:
+        entry = await uow.outbox.get(extra.id)
+    assert entry is not None
+    assert entry.delivered_at is None
+    assert entry.attempts == 2
+    assert entry.last_error == "LookupError: no consumer takes payment.extra_captured"

@@ -34,6 +34,3 @@ class TransitionTable(Generic[S]):
         if target not in self.allowed.get(current, frozenset()):
             raise IllegalTransition(self.entity, current, target)
         return False
-
-    def can(self, current: S, target: S) -> bool:
-        return current == target or target in self.allowed.get(current, frozenset())

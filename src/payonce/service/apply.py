@@ -31,7 +31,7 @@ from payonce.errors import (
     StorageConflict,
 )
 from payonce.ports.locks import Lease
-from payonce.ports.provider import TradeRequest
+from payonce.ports.provider import PaymentProvider, TradeRequest
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.recording import (
     attempt_key,
@@ -70,7 +70,7 @@ async def apply_payment(
                 ttl_s=deps.policy.lock_ttl_s,
                 wait_s=deps.policy.lock_wait_s,
             ) as lease:
-                return await _apply_once(deps, order_id, channel, platform, lease)
+                return await _apply_once(deps, provider, order_id, platform, lease)
         except (_Again, StorageConflict, IllegalTransition):
             continue
     raise OrderBusy(f"order {order_id} kept changing; retry")
@@ -112,13 +112,18 @@ async def _refuse_if_settled(deps: Deps, order: Order, payments: list[Payment]) 
 
 
 async def _apply_once(
-    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform, lease: Lease
+    deps: Deps, provider: PaymentProvider, order_id: OrderId, platform: Platform, lease: Lease
 ) -> Applied:
+    channel = provider.channel
     async with deps.storage.transaction() as uow:
         order = await uow.orders.get(order_id)
         if order is None:
             raise OrderNotFound()
         payments = await uow.payments.for_order(order_id)
+    if not provider.supports(platform, order.total.currency):
+        raise ChannelUnsupported(
+            f"{channel.value} on {platform.value} cannot take {order.total.currency}"
+        )
     await _refuse_if_settled(deps, order, payments)
     now = deps.clock.now()
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from payonce.domain.channels import Channel
-from payonce.domain.events import Event
+from payonce.domain.events import Event, Topic
 from payonce.domain.ids import OrderId
 from payonce.ports.cache import Cache
 from payonce.ports.clock import Clock
@@ -34,7 +34,10 @@ class Policy:
     # Longer than the slowest apply (a lock wait and four provider calls at their time-out).
     idempotency_lease: timedelta = timedelta(seconds=120)
     idempotency_retention: timedelta = timedelta(hours=24)
+    # How long a settled order's answer (paid, closed) is cached: it never changes back.
     cache_ttl_s: float = 3600.0
+    # How long a live trade's action is cached: short, since closing it makes the entry stale.
+    attempt_cache_ttl_s: float = 30.0
     outbox_backoff_first: timedelta = timedelta(seconds=1)
     outbox_backoff_max: timedelta = timedelta(hours=1)
     order_ttl: timedelta = timedelta(minutes=30)
@@ -45,6 +48,11 @@ class EventConsumer(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def topics(self) -> frozenset[Topic]:
+        """The topics it takes; an event no consumer takes stays undelivered (and visible)."""
+        ...
 
     async def handle(self, event: Event) -> None: ...
 

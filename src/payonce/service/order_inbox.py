@@ -17,6 +17,7 @@ class OrderInbox:
     """The built-in order service, reached in-process. Moves an order to READY_FOR_SHIPMENT."""
 
     name = "orders"
+    topics = frozenset({Topic.PAYMENT_SUCCEEDED})
 
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

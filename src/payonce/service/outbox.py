@@ -38,8 +38,12 @@ async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
 
 async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
     event = entry.event
+    consumers = [c for c in deps.consumers if event.topic in c.topics]
     try:
-        for consumer in deps.consumers:
+        if not consumers:
+            # Marking it delivered would lose it: whoever comes to take this topic must see it.
+            raise LookupError(f"no consumer takes {event.topic.value}")
+        for consumer in consumers:
             await consumer.handle(event)
     except Exception as error:
         log.warning("delivery of %s failed (attempt %d): %s", event.id, entry.attempts + 1, error)

@@ -138,7 +138,7 @@ async def cache_payment(deps: Deps, payment: Payment) -> None:
     try:
         if payment.status is PaymentStatus.PAYING and payment.action is not None:
             await deps.cache.set(
-                key, json.dumps(payment_view(payment)), ttl_s=deps.policy.cache_ttl_s
+                key, json.dumps(payment_view(payment)), ttl_s=deps.policy.attempt_cache_ttl_s
             )
         else:
             await deps.cache.delete(key)

@@ -51,13 +51,7 @@ async def apply(
     platform = Platform(body.platform)
 
     async def handler() -> tuple[int, Any]:
-        order = await orders.get_order(deps, OrderId(order_id))
-        provider = deps.providers.get(channel)
-        if provider is None or not provider.supports(platform, order.total.currency):
-            raise ChannelUnsupported(
-                f"{channel.value} on {platform.value} cannot take {order.total.currency}"
-            )
-        applied = await apply_payment(deps, order.id, channel, platform)
+        applied = await apply_payment(deps, OrderId(order_id), channel, platform)
         return (201 if applied.created else 200), applied.payment
 
     return await run_idempotent(request, caller, key, handler, required=True)
