@@ -9,10 +9,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class SettingsError(ValueError):
-    """Settings that payonce refuses to start with."""
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYONCE_", extra="ignore")
 
@@ -78,5 +74,6 @@ class Settings(BaseSettings):
                 "Alipay needs PAYONCE_ALIPAY_APP_ID, _SELLER_ID, _PRIVATE_KEY and _PUBLIC_KEY"
             )
         if problems:
-            raise SettingsError("production settings refused: " + "; ".join(problems))
+            # Pydantic reports it as a ValidationError naming every problem at once.
+            raise ValueError("production settings refused: " + "; ".join(problems))
         return self

@@ -13,7 +13,7 @@ from rich.console import Console
 from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
 from payonce.bootstrap import bootstrap
-from payonce.config import Settings, SettingsError
+from payonce.config import Settings
 
 app = typer.Typer(
     help=(
@@ -33,7 +33,7 @@ Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 def _settings() -> Settings:
     try:
         return Settings()
-    except (SettingsError, ValueError) as error:
+    except ValueError as error:  # pydantic's ValidationError, naming every refused setting
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
 
