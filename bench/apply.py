@@ -45,7 +45,7 @@ async def running(data_dir: Path, policy: Policy | None = None):  # type: ignore
         uvicorn.Config(create_app(container, run_background=False), log_level="warning")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
         await asyncio.sleep(0.01)
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         try:
@@ -131,7 +131,7 @@ async def main(n: int) -> dict[str, Any]:
 
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     table = Table(title=f"payonce apply/notify, embedded (SQLite), {report['samples']} samples")
-    for column in ("run", "operation", "median ms", "p90 ms", "× baseline"):
+    for column in ("run", "operation", "median ms", "p90 ms", "x baseline"):
         table.add_column(column, justify="left" if column in ("run", "operation") else "right")
     summary: dict[str, Any] = {}
     for run, figures in report["runs"].items():
