@@ -19,7 +19,9 @@ async def test_the_same_key_while_the_first_request_runs_is_refused_in_flight(
     # The provider takes a second to answer the first request (within our time-out).
     await live.http.put("/sandbox/faults", json={"create_timeout_rate": 1.0, "timeout_hold_s": 1.0})
     first = asyncio.create_task(live.apply(order, key="slow"))
-    await asyncio.sleep(0.3)
+    # Logged before the held answer: the first request reached the provider and holds the key.
+    while not live.sandbox.calls():  # noqa: ASYNC110 - polling the sandbox's plain log
+        await asyncio.sleep(0.01)
     second = await live.apply(order, key="slow")
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_flight"
