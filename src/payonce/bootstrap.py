@@ -61,12 +61,20 @@ def api_keys_of(settings: Settings) -> tuple[str, ...]:
     return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
 
 
+def _sandbox_credentials(settings: Settings) -> AlipayCredentials:
+    """The Alipay keys payonce and its sandbox share in development (made on first start)."""
+    return AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json")
+
+
 def _alipay(
-    settings: Settings, clock: Clock, public_url: str, sandbox_base: str | None
+    settings: Settings,
+    clock: Clock,
+    public_url: str,
+    sandbox: tuple[str, AlipayCredentials] | None,
 ) -> AlipayProvider | None:
     notify_url = f"{public_url}/api/notify/alipay"
-    if sandbox_base is not None:
-        creds = AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json")
+    if sandbox is not None:
+        sandbox_base, creds = sandbox
         alipay = AlipaySettings(
             app_id=creds.app_id,
             seller_id=creds.seller_id,
@@ -121,19 +129,17 @@ async def bootstrap(
         await upgrade(engine)
     storage = SqlStorage(engine)
 
+    # Where the (development) sandbox is, and the keys payonce shares with it.
+    sandbox_base = f"{public_url}/sandbox" if settings.sandbox_mounted else settings.sandbox_url
+    link = (sandbox_base.rstrip("/"), _sandbox_credentials(settings)) if sandbox_base else None
     sandbox: Sandbox | None = None
-    sandbox_base = settings.sandbox_url.rstrip("/") if settings.sandbox_url else None
-    if settings.sandbox_mounted:
-        sandbox_base = f"{public_url}/sandbox"
+    if settings.sandbox_mounted and link is not None:
         sandbox = Sandbox(
-            clock=clock,
-            alipay=AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json"),
-            public_url=sandbox_base,
-            adjustable_clock=adjustable,
+            clock=clock, alipay=link[1], public_url=link[0], adjustable_clock=adjustable
         )
 
     providers: dict[Channel, PaymentProvider] = {}
-    alipay = _alipay(settings, clock, public_url, sandbox_base)
+    alipay = _alipay(settings, clock, public_url, link)
     if alipay is not None:
         providers[Channel.ALIPAY] = alipay
 
