@@ -208,6 +208,16 @@ async def test_inbox_and_notification_ids_are_recorded_once(storage: Storage) ->
             await uow.notifications.record("alipay", "n1", payment_id="pay_1", now=START) is False
         )  # type: ignore[arg-type]
         assert await uow.notifications.record("wechat", "n1", payment_id="pay_1", now=START) is True  # type: ignore[arg-type]
+        assert await uow.notifications.note_of("alipay", "n1") is None
+        await uow.notifications.record(
+            "alipay",
+            "n2",
+            payment_id="pay_1",
+            now=START,
+            note="conflict: PAID -> CLOSED",  # type: ignore[arg-type]
+        )
+        assert await uow.notifications.note_of("alipay", "n2") == "conflict: PAID -> CLOSED"
+        assert await uow.notifications.note_of("alipay", "unknown") is None
         # The same id for another trade is not a repeat of this one: it must not be dropped.
         assert await uow.notifications.record("alipay", "n1", payment_id="pay_2", now=START) is True  # type: ignore[arg-type]
 

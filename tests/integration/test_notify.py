@@ -222,3 +222,24 @@ async def test_a_notify_id_seen_for_another_trade_is_not_mistaken_for_a_repeat(
         assert (response.status_code, response.text) == (200, "success")
     assert (await live.order(first_order))["status"] == "READY_FOR_SHIPMENT"
     assert (await live.order(second_order))["status"] == "READY_FOR_SHIPMENT"
+
+
+async def test_a_verified_notification_that_contradicts_our_record_is_kept_then_acknowledged(
+    live: Live,
+) -> None:
+    order, payment = await _paying(live)
+    await live.wallet("pay", payment["action"]["qr_code"])
+    await live.sandbox.deliver_due()
+    paid = await _state(live, order)
+    # Genuine, but it says the paid trade closed (a refund made outside payonce, say).
+    fields = {**_genuine_fields(live, order, payment), "notify_id": "closed-1"}
+    fields["trade_status"] = "TRADE_CLOSED"
+    response = await live.http.post(
+        "/api/notify/alipay", content=_signed(live, fields), headers=FORM
+    )
+    assert (response.status_code, response.text) == (200, "success")
+    assert await _state(live, order) == paid  # a paid order never goes back
+    async with live.container.deps.storage.transaction() as uow:
+        note = await uow.notifications.note_of("alipay", "closed-1")
+    assert note is not None
+    assert note.startswith("conflict: payment: PAID -> CLOSED")
