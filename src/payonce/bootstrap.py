@@ -21,7 +21,7 @@ from payonce.ports.clock import Clock
 from payonce.ports.locks import Locks
 from payonce.ports.provider import PaymentProvider
 from payonce.sandbox.app import Sandbox
-from payonce.sandbox.credentials import AlipayCredentials
+from payonce.sandbox.keys import SandboxKeys
 from payonce.service.context import Deps, Policy
 from payonce.service.order_inbox import OrderInbox
 
@@ -44,6 +44,14 @@ class Container:
         await self.storage.close()
 
 
+@dataclass(frozen=True)
+class SandboxLink:
+    """Where payonce reaches its development sandbox, and the keys they share."""
+
+    base: str
+    keys: SandboxKeys
+
+
 def _private_file(path: Path, make: str) -> str:
     """Read a generated secret, creating it (mode 0600) on first use."""
     if path.exists():
@@ -61,47 +69,56 @@ def api_keys_of(settings: Settings) -> tuple[str, ...]:
     return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
 
 
-def _sandbox_credentials(settings: Settings) -> AlipayCredentials:
-    """The Alipay keys payonce and its sandbox share in development (made on first start)."""
-    return AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json")
+def _sandbox_keys(settings: Settings) -> SandboxKeys:
+    """The keys payonce and its sandbox share in development (made on first start)."""
+    return SandboxKeys.load_or_create(settings.data_dir / "sandbox")
 
 
-def _alipay(
-    settings: Settings,
-    clock: Clock,
-    public_url: str,
-    sandbox: tuple[str, AlipayCredentials] | None,
-) -> AlipayProvider | None:
-    notify_url = f"{public_url}/api/notify/alipay"
-    if sandbox is not None:
-        sandbox_base, creds = sandbox
-        alipay = AlipaySettings(
-            app_id=creds.app_id,
-            seller_id=creds.seller_id,
-            app_private_key_pem=creds.app_private_key_pem,
-            alipay_public_key_pem=creds.alipay_public_key_pem,
-            gateway_url=f"{sandbox_base}/alipay/gateway.do",
-            notify_url=notify_url,
-            timeout_s=settings.provider_timeout_s,
-        )
-    elif (
+def sandbox_providers(
+    link: SandboxLink, *, public_url: str, clock: Clock, timeout_s: float
+) -> dict[Channel, PaymentProvider]:
+    """Every channel's adapter, as a merchant configures it, pointed at the sandbox."""
+    keys = link.keys
+    return {
+        Channel.ALIPAY: AlipayProvider(
+            AlipaySettings(
+                app_id=keys.alipay.app_id,
+                seller_id=keys.alipay.seller_id,
+                app_private_key_pem=keys.alipay.app_private_key_pem,
+                alipay_public_key_pem=keys.alipay.alipay_public_key_pem,
+                gateway_url=f"{link.base}/alipay/gateway.do",
+                notify_url=f"{public_url}/api/notify/alipay",
+                timeout_s=timeout_s,
+            ),
+            clock,
+        ),
+    }
+
+
+def account_providers(
+    settings: Settings, *, public_url: str, clock: Clock
+) -> dict[Channel, PaymentProvider]:
+    """The adapters of the real merchant accounts configured in ``settings``."""
+    providers: dict[Channel, PaymentProvider] = {}
+    if (
         settings.alipay_app_id
         and settings.alipay_seller_id
         and settings.alipay_private_key
         and settings.alipay_public_key
     ):
-        alipay = AlipaySettings(
-            app_id=settings.alipay_app_id,
-            seller_id=settings.alipay_seller_id,
-            app_private_key_pem=settings.alipay_private_key.get_secret_value(),
-            alipay_public_key_pem=settings.alipay_public_key,
-            gateway_url=settings.alipay_gateway,
-            notify_url=notify_url,
-            timeout_s=settings.provider_timeout_s,
+        providers[Channel.ALIPAY] = AlipayProvider(
+            AlipaySettings(
+                app_id=settings.alipay_app_id,
+                seller_id=settings.alipay_seller_id,
+                app_private_key_pem=settings.alipay_private_key.get_secret_value(),
+                alipay_public_key_pem=settings.alipay_public_key,
+                gateway_url=settings.alipay_gateway,
+                notify_url=f"{public_url}/api/notify/alipay",
+                timeout_s=settings.provider_timeout_s,
+            ),
+            clock,
         )
-    else:
-        return None
-    return AlipayProvider(alipay, clock)
+    return providers
 
 
 async def bootstrap(
@@ -131,17 +148,19 @@ async def bootstrap(
 
     # Where the (development) sandbox is, and the keys payonce shares with it.
     sandbox_base = f"{public_url}/sandbox" if settings.sandbox_mounted else settings.sandbox_url
-    link = (sandbox_base.rstrip("/"), _sandbox_credentials(settings)) if sandbox_base else None
+    link = SandboxLink(sandbox_base.rstrip("/"), _sandbox_keys(settings)) if sandbox_base else None
     sandbox: Sandbox | None = None
     if settings.sandbox_mounted and link is not None:
         sandbox = Sandbox(
-            clock=clock, alipay=link[1], public_url=link[0], adjustable_clock=adjustable
+            clock=clock, keys=link.keys, public_url=link.base, adjustable_clock=adjustable
         )
 
-    providers: dict[Channel, PaymentProvider] = {}
-    alipay = _alipay(settings, clock, public_url, link)
-    if alipay is not None:
-        providers[Channel.ALIPAY] = alipay
+    if link is not None:
+        providers = sandbox_providers(
+            link, public_url=public_url, clock=clock, timeout_s=settings.provider_timeout_s
+        )
+    else:
+        providers = account_providers(settings, public_url=public_url, clock=clock)
 
     deps = Deps(
         storage=storage,

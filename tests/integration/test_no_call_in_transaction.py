@@ -67,6 +67,10 @@ class TransactionProbe:
         self._probe("close")
         return await self.inner.close(out_trade_no)
 
+    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+        self._probe("capture")
+        return await self.inner.capture(out_trade_no)
+
     async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
         self._probe("refund")
         return await self.inner.refund(out_trade_no, refund_no, amount)

@@ -76,9 +76,7 @@ async def test_the_same_notification_delivered_three_times_is_applied_once(live:
     after_first = await _state(live, order)
     [delivery] = live.sandbox.deliveries()
     for _ in range(2):
-        again = await live.http.post(
-            "/api/notify/alipay", content=urlencode(dict(delivery.body)).encode(), headers=FORM
-        )
+        again = await live.http.post("/api/notify/alipay", content=delivery.raw, headers=FORM)
         assert (again.status_code, again.text) == (200, "success")
     assert await _state(live, order) == after_first
     deps = live.container.deps

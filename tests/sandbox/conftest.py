@@ -19,12 +19,18 @@ from sandbox_harness import (
 )
 
 from payonce.adapters.clock import AdjustableClock
-from payonce.sandbox import AlipayCredentials
+from payonce.sandbox import AlipayCredentials, SandboxKeys
 
 
 @pytest.fixture(scope="session")
-def credentials() -> AlipayCredentials:
-    return AlipayCredentials.generate()
+def keys() -> SandboxKeys:
+    """Every channel's keys, made once: RSA key generation is slow."""
+    return SandboxKeys.generate()
+
+
+@pytest.fixture(scope="session")
+def credentials(keys: SandboxKeys) -> AlipayCredentials:
+    return keys.alipay
 
 
 @pytest.fixture
@@ -39,10 +45,8 @@ async def stage() -> AsyncIterator[Stage]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def env(
-    stage: Stage, credentials: AlipayCredentials, clock: AdjustableClock
-) -> AsyncIterator[Env]:
-    async with sandbox_on_stage(stage, credentials, clock) as running:
+async def env(stage: Stage, keys: SandboxKeys, clock: AdjustableClock) -> AsyncIterator[Env]:
+    async with sandbox_on_stage(stage, keys, clock) as running:
         yield running
 
 

@@ -24,7 +24,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
-from payonce.sandbox import AlipayCredentials, Sandbox, sandbox_root_app
+from payonce.sandbox import AlipayCredentials, Sandbox, SandboxKeys, sandbox_root_app
 
 # 10:00 in China.
 START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -110,6 +110,7 @@ class Env:
     sandbox: Sandbox
     clock: AdjustableClock
     credentials: AlipayCredentials
+    keys: SandboxKeys
     http: httpx.AsyncClient
     base: str
 
@@ -146,11 +147,11 @@ class Env:
 
 @asynccontextmanager
 async def sandbox_on_stage(
-    stage: Stage, credentials: AlipayCredentials, clock: AdjustableClock, **options: Any
+    stage: Stage, keys: SandboxKeys, clock: AdjustableClock, **options: Any
 ) -> AsyncIterator[Env]:
     sandbox = Sandbox(
         clock=clock,
-        alipay=credentials,
+        keys=keys,
         public_url=f"{stage.base}/sandbox",
         adjustable_clock=clock,
         **options,
@@ -159,7 +160,12 @@ async def sandbox_on_stage(
     try:
         async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
             yield Env(
-                sandbox=sandbox, clock=clock, credentials=credentials, http=http, base=stage.base
+                sandbox=sandbox,
+                clock=clock,
+                credentials=keys.alipay,
+                keys=keys,
+                http=http,
+                base=stage.base,
             )
     finally:
         # Releases answers still held by a time-out fault.

@@ -10,7 +10,7 @@ import pytest
 from sandbox_harness import START, Env, Receiver, bound_socket, serve
 
 from payonce.adapters.clock import AdjustableClock, SystemClock
-from payonce.sandbox import AlipayCredentials, Sandbox, sandbox_root_app
+from payonce.sandbox import Sandbox, SandboxKeys, sandbox_root_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -31,8 +31,8 @@ async def test_clock_endpoint_advances_and_delivers(env: Env, receiver: Receiver
     assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
 
 
-async def test_clock_endpoint_without_an_adjustable_clock(credentials: AlipayCredentials) -> None:
-    sandbox = Sandbox(clock=SystemClock(), alipay=credentials, public_url="http://test/sandbox")
+async def test_clock_endpoint_without_an_adjustable_clock(keys: SandboxKeys) -> None:
+    sandbox = Sandbox(clock=SystemClock(), keys=keys, public_url="http://test/sandbox")
     transport = httpx.ASGITransport(app=sandbox.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/clock", json={"advance_s": 1})
@@ -98,22 +98,25 @@ async def test_ledger_trades_and_statement_endpoints(env: Env) -> None:
         f"2026-11-24 10:00:00,alipay,a_3,{trades[0]['trade_no']},capture,700,CNY,"
         f"{trades[0]['trade_no']}"
     )
-    unknown = await env.http.get(f"{env.url}/boleto/statements/2026-11-24")
+    unknown = await env.http.get(f"{env.url}/bitcoin/statements/2026-11-24")
     assert (unknown.status_code, unknown.json()["code"]) == (404, "channel_unknown")
 
 
 async def test_the_standalone_app_runs_its_dispatcher(
-    credentials: AlipayCredentials, receiver: Receiver
+    keys: SandboxKeys, receiver: Receiver
 ) -> None:
     sock, base = bound_socket()
     sandbox = Sandbox(
-        clock=AdjustableClock(start=START), alipay=credentials, public_url=f"{base}/sandbox"
+        clock=AdjustableClock(start=START),
+        keys=keys,
+        public_url=f"{base}/sandbox",
     )
     async with serve(sandbox_root_app(sandbox), sock):
         env = Env(
             sandbox=sandbox,
             clock=AdjustableClock(start=START),
-            credentials=credentials,
+            credentials=keys.alipay,
+            keys=keys,
             http=httpx.AsyncClient(trust_env=False),
             base=base,
         )

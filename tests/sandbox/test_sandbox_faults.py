@@ -104,19 +104,23 @@ async def test_fault_settings_are_validated(env: Env) -> None:
     put = await env.http.put(f"{env.url}/faults", json={"seed": 7, "query_error_rate": 0.2})
     got = await env.http.get(f"{env.url}/faults")
     assert put.json() == got.json()
-    assert got.json() == {
-        "seed": 7,
-        "notify_drop_rate": 0.0,
-        "notify_duplicate_rate": 0.0,
-        "notify_delay_s": [0.0, 0.0],
-        "create_timeout_rate": 0.0,
-        "query_error_rate": 0.2,
-        "close_timeout_rate": 0.0,
-        "refund_timeout_rate": 0.0,
-        "pay_before_close_rate": 0.0,
-        "pay_before_cancel_rate": 0.0,
-        "timeout_hold_s": 30.0,
-    }
+    assert got.json()["seed"] == 7
+    assert got.json()["query_error_rate"] == 0.2
+    assert got.json()["channels"] == {}
+    rates = {k: v for k, v in got.json().items() if k.endswith("_rate")}
+    assert {k for k, v in rates.items() if v} == {"query_error_rate"}
+    assert got.json()["timeout_hold_s"] == 30.0
+
+
+async def test_a_channel_override_applies_to_that_channel_only(env: Env) -> None:
+    settings = {"seed": 3, "channels": {"alipay": {"query_error_rate": 1.0}}}
+    put = await env.http.put(f"{env.url}/faults", json=settings)
+    assert put.status_code == 200
+    assert put.json()["channels"]["alipay"]["query_error_rate"] == 1.0
+    faults = env.sandbox.faults
+    assert faults.rate("query_error", "alipay") == 1.0
+    assert faults.rate("query_error", "wechat") == 0.0
+    assert faults.rate("query_error") == 0.0
 
 
 async def test_the_call_log_shows_what_the_merchant_asked_and_got(env: Env) -> None:

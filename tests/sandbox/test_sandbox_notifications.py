@@ -100,7 +100,7 @@ async def test_retries_follow_alipays_schedule_until_success(env: Env, receiver:
     assert [d.status_code for d in deliveries] == [500, 500, 500, 500, 200]
     assert len({d.notify_id for d in deliveries}) == 1
     # Each attempt is signed afresh with its own notify_time.
-    assert [d.body["notify_time"] for d in deliveries][:2] == [
+    assert [d.form["notify_time"] for d in deliveries][:2] == [
         "2026-11-24 10:00:00",
         "2026-11-24 10:04:00",
     ]

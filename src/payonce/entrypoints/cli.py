@@ -84,12 +84,12 @@ def sandbox(
 
 async def _sandbox(settings: Settings, host: str, port: int) -> None:
     from payonce.sandbox.app import Sandbox, sandbox_root_app
-    from payonce.sandbox.credentials import AlipayCredentials
+    from payonce.sandbox.keys import SandboxKeys
 
     adjustable = AdjustableClock() if settings.clock == "adjustable" else None
     simulator = Sandbox(
         clock=adjustable or SystemClock(),
-        alipay=AlipayCredentials.load_or_create(settings.data_dir / "sandbox" / "alipay.json"),
+        keys=SandboxKeys.load_or_create(settings.data_dir / "sandbox"),
         public_url=f"http://{host}:{port}/sandbox",
         adjustable_clock=adjustable,
     )

@@ -37,6 +37,9 @@ class CreatedTrade:
 class TradeState(StrEnum):
     NOT_FOUND = "NOT_FOUND"  # the provider holds no trade (yet: Alipay opens it at scan)
     OPEN = "OPEN"  # waiting for the shopper
+    # The shopper approved the payment and the merchant must capture it (PayPal); no money has
+    # moved yet, so until captured it is as open as OPEN.
+    APPROVED = "APPROVED"
     PAID = "PAID"
     CLOSED = "CLOSED"  # closed unpaid; can no longer be paid
     REFUNDED = "REFUNDED"  # paid, then refunded in full by the provider (a cancel of a paid trade)
@@ -93,6 +96,13 @@ class PaymentProvider(Protocol):
 
     async def close(self, out_trade_no: str) -> TradeSnapshot:
         """Make the trade unpayable. Answers CLOSED, or PAID when the shopper paid first."""
+        ...
+
+    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+        """Collect a payment the shopper approved (PayPal), idempotently; answers PAID.
+
+        Channels where the shopper's payment is itself the capture answer as ``query`` does.
+        """
         ...
 
     async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult: ...

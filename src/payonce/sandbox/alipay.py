@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -12,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from payonce.ports.clock import Clock
 from payonce.sandbox.alipay_book import AlipayBook
+from payonce.sandbox.alipay_notices import AlipayNotices
 from payonce.sandbox.alipay_requests import PAGE_METHODS, MerchantApps, biz_content, text
 from payonce.sandbox.alipay_trades import (
     BUYER_ID,
@@ -25,6 +24,7 @@ from payonce.sandbox.alipay_trades import (
     wallet_view,
 )
 from payonce.sandbox.alipay_wire import (
+    CHINA_TZ,
     INVALID_ARGUMENT,
     MISSING_ARGUMENT,
     SYSTEM_ERROR,
@@ -37,10 +37,12 @@ from payonce.sandbox.alipay_wire import (
     request_params,
     yuan,
 )
-from payonce.sandbox.call_log import CallLog, GatewayCall
+from payonce.sandbox.call_log import GatewayCall
+from payonce.sandbox.channel import SandboxContext
 from payonce.sandbox.credentials import AlipayCredentials
-from payonce.sandbox.faults import FaultKind, Faults
+from payonce.sandbox.faults import FaultKind, Operation
 from payonce.sandbox.problems import Problem
+from payonce.sandbox.signing import load_private_key
 from payonce.sandbox.wallet import Wallet, WalletView
 
 _QR = re.compile(r"/alipay/qr/([0-9a-f]{24})/?$")
@@ -50,34 +52,38 @@ _CODE_REFUSALS = {
     "ACQ.TRADE_HAS_CLOSE": (409, "order_cancelled"),
 }
 Work = Callable[[], Reply]
+
+
+def _system_error() -> AlipayError:
+    return AlipayError("ACQ.SYSTEM_ERROR", "系统错误 (system busy)", kind=SYSTEM_ERROR)
+
+
 Handler = Callable[[str, Mapping[str, str], dict[str, Any], AlipayCredentials], Awaitable[Reply]]
 
 
 class AlipayChannel:
     """Answers the merchant's gateway calls and the shopper's wallet actions for Alipay."""
 
+    name = CHANNEL
+    statement_zone = CHINA_TZ
+
     def __init__(
         self,
+        context: SandboxContext,
         *,
-        clock: Clock,
         apps: MerchantApps,
         signer: rsa.RSAPrivateKey,
         book: AlipayBook,
-        faults: Faults,
-        lock: asyncio.Lock,
-        hold: Callable[[], Awaitable[None]],
-        public_url: str,
-        calls: CallLog,
     ) -> None:
-        self._clock = clock
-        self._calls = calls
+        self._clock = context.clock
+        self._calls = context.calls
         self._apps = apps
         self._signer = signer
         self._book = book
-        self._faults = faults
-        self._lock = lock
-        self._hold = hold
-        self._public_url = public_url.rstrip("/")
+        self._faults = context.faults
+        self._lock = context.lock
+        self._hold = context.hold
+        self._public_url = context.public_url.rstrip("/")
         self._methods: dict[str, Handler] = {
             "alipay.trade.precreate": self._precreate,
             "alipay.trade.query": self._query,
@@ -170,15 +176,21 @@ class AlipayChannel:
         except AlipayError as error:
             return Reply.failure(method, error)
 
-    async def _locked(self, method: str, fault: FaultKind, work: Work) -> Reply:
-        """Do the work under the state lock; a time-out fault holds the answer afterwards."""
+    async def _locked(self, method: str, op: Operation, work: Work) -> Reply:
+        """Do the work under the state lock, unless an error fault refuses it first.
+
+        A time-out fault lets the work happen and then holds the answer back: the merchant
+        sees a time-out for a call that did take effect.
+        """
         async with self._lock:
-            hold = self._faults.strikes(fault)
+            fault = self._faults.call_fault(op, CHANNEL)
+            if fault == "error":
+                return Reply.failure(method, _system_error())
             try:
                 reply = work()
             except AlipayError as error:
                 reply = Reply.failure(method, error)
-        reply.hold = hold
+        reply.hold = fault == "timeout"
         return reply
 
     # -- methods ---------------------------------------------------------------------------
@@ -194,7 +206,7 @@ class AlipayChannel:
                 method, out_trade_no=order.out_trade_no, qr_code=self.qr_code(order)
             )
 
-        return await self._locked(method, "create_timeout", work)
+        return await self._locked(method, "create", work)
 
     async def _query(
         self, method: str, params: Mapping[str, str], biz: dict[str, Any], app: AlipayCredentials
@@ -202,18 +214,19 @@ class AlipayChannel:
         out_trade_no = text(biz, "out_trade_no", required=False)
         trade_no = text(biz, "trade_no", required=False)
         async with self._lock:
-            if self._faults.strikes("query_error"):
-                return Reply.failure(
-                    method,
-                    AlipayError("ACQ.SYSTEM_ERROR", "系统错误 (system busy)", kind=SYSTEM_ERROR),
-                )
+            fault = self._faults.call_fault("query", CHANNEL)
+            if fault == "error":
+                return Reply.failure(method, _system_error())
             try:
                 order = self._book.existing_trade(out_trade_no=out_trade_no, trade_no=trade_no)
             except AlipayError as error:
                 if out_trade_no:
                     error.extra.setdefault("out_trade_no", out_trade_no)
-                return Reply.failure(method, error)
-            return Reply.success(method, **self._trade_fields(order))
+                reply = Reply.failure(method, error)
+            else:
+                reply = Reply.success(method, **self._trade_fields(order))
+        reply.hold = fault == "timeout"
+        return reply
 
     def _trade_fields(self, order: Order) -> dict[str, Any]:
         trade = order.trade
@@ -249,7 +262,7 @@ class AlipayChannel:
             trade = self._book.close(order)
             return Reply.success(method, trade_no=trade.trade_no, out_trade_no=order.out_trade_no)
 
-        return await self._locked(method, "close_timeout", work)
+        return await self._locked(method, "close", work)
 
     async def _cancel(
         self, method: str, params: Mapping[str, str], biz: dict[str, Any], app: AlipayCredentials
@@ -269,13 +282,13 @@ class AlipayChannel:
             return Reply.success(method, **fields)
 
         # Cancelling is closing (or refunding) in one call: it shares the close time-out.
-        return await self._locked(method, "close_timeout", work)
+        return await self._locked(method, "close", work)
 
     def _shopper_pays_first(
         self, fault: FaultKind, out_trade_no: str | None, trade_no: str | None
     ) -> None:
         """The race a merchant cannot prevent: the payment lands just before its close."""
-        if not self._faults.strikes(fault):
+        if not self._faults.strikes(fault, CHANNEL):
             return
         order = self._book.find(out_trade_no=out_trade_no, trade_no=trade_no)
         if order is None:
@@ -313,7 +326,7 @@ class AlipayChannel:
                 gmt_refund_pay=china_time(refund.at),
             )
 
-        return await self._locked(method, "refund_timeout", work)
+        return await self._locked(method, "refund", work)
 
     async def _refund_query(
         self, method: str, params: Mapping[str, str], biz: dict[str, Any], app: AlipayCredentials
@@ -408,5 +421,19 @@ class AlipayChannel:
     def trades(self, out_trade_no: str | None = None) -> list[TradeSnapshot]:
         return self._book.trades(out_trade_no)
 
-    def expire_due(self) -> None:
+    def tick(self) -> None:
         self._book.expire_due()
+
+
+def build_alipay(context: SandboxContext, credentials: AlipayCredentials) -> AlipayChannel:
+    """The Alipay channel for one merchant app, its notifications on Alipay's schedule."""
+    apps = {credentials.app_id: credentials}
+    signer = load_private_key(credentials.alipay_private_key_pem)
+    notices = AlipayNotices(apps=apps, signer=signer, notifier=context.notifier)
+    book = AlipayBook(clock=context.clock, ledger=context.ledger, on_status=notices.on_status)
+    return AlipayChannel(
+        context,
+        apps=MerchantApps(clock=context.clock, apps=apps),
+        signer=signer,
+        book=book,
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -18,8 +19,20 @@ from payonce.sandbox.alipay_trades import (
 )
 from payonce.sandbox.alipay_wire import china_time, yuan
 from payonce.sandbox.credentials import AlipayCredentials
-from payonce.sandbox.notifier import Notifier
-from payonce.sandbox.signing import NOTIFICATION_UNSIGNED_KEYS, sign_rsa2, unsigned_string
+from payonce.sandbox.faults import Forgery
+from payonce.sandbox.notifier import ALIPAY_RETRIES, Notifier, Outgoing
+from payonce.sandbox.signing import (
+    NOTIFICATION_UNSIGNED_KEYS,
+    sign_rsa2,
+    tampered,
+    unsigned_string,
+)
+
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+# Forgeries: a replay of a delivery this much older, and a merchant that is not the addressee.
+STALE_BY = timedelta(hours=2)
+FOREIGN_APP_ID = "2021000999999999"
+FOREIGN_SELLER_ID = "2088999999999999"
 
 
 class AlipayNotices:
@@ -47,11 +60,19 @@ class AlipayNotices:
         identifier = notify_id(trade, next(self._seq))
         signer = self._signer
 
-        def render(attempt_at: datetime) -> dict[str, str]:
+        def render(attempt_at: datetime, forgery: Forgery | None) -> Outgoing:
             form = {**fields, "notify_id": identifier, "notify_time": china_time(attempt_at)}
+            if forgery == "changed_amount":
+                form["total_amount"] = yuan(order.terms.amount + 100)
+            elif forgery == "other_merchant":
+                form["app_id"], form["seller_id"] = FOREIGN_APP_ID, FOREIGN_SELLER_ID
+            elif forgery == "stale_timestamp":
+                form["notify_time"] = china_time(attempt_at - STALE_BY)
             message = unsigned_string(form, exclude=NOTIFICATION_UNSIGNED_KEYS)
             form["sign"] = sign_rsa2(signer, message)
-            return form
+            if forgery == "bad_signature":
+                form["sign"] = tampered(form["sign"])
+            return Outgoing(FORM_HEADERS, urlencode(form).encode("utf-8"))
 
         self._notifier.schedule(
             channel=CHANNEL,
@@ -59,6 +80,7 @@ class AlipayNotices:
             out_trade_no=order.out_trade_no,
             url=url,
             render=render,
+            policy=ALIPAY_RETRIES,
         )
 
     def _fields(self, order: Order, trade: Trade) -> dict[str, str]:

@@ -8,7 +8,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from payonce.sandbox.channel import TradeListing
 from payonce.sandbox.wallet import NOT_SCANNED, WalletView
+
+# What GET /trades lists for an Alipay trade.
+TradeSnapshot = TradeListing
 
 CHANNEL = "alipay"
 CURRENCY = "CNY"
@@ -81,38 +85,6 @@ class Order:
     @property
     def out_trade_no(self) -> str:
         return self.terms.out_trade_no
-
-
-@dataclass(frozen=True)
-class TradeSnapshot:
-    channel: str
-    out_trade_no: str
-    trade_no: str
-    status: str
-    amount: int
-    currency: str
-    subject: str
-    created_at: datetime
-    paid_at: datetime | None
-    closed_at: datetime | None
-    captured: int
-    refunded: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "out_trade_no": self.out_trade_no,
-            "trade_no": self.trade_no,
-            "status": self.status,
-            "amount": self.amount,
-            "currency": self.currency,
-            "subject": self.subject,
-            "created_at": self.created_at.isoformat(),
-            "paid_at": self.paid_at.isoformat() if self.paid_at else None,
-            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
-            "captured": self.captured,
-            "refunded": self.refunded,
-        }
 
 
 @dataclass(frozen=True)

@@ -16,33 +16,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from payonce.ports.clock import Clock
 from payonce.sandbox.alipay import AlipayChannel
-from payonce.sandbox.alipay_book import AlipayBook
-from payonce.sandbox.alipay_notices import AlipayNotices
-from payonce.sandbox.alipay_requests import MerchantApps
-from payonce.sandbox.alipay_trades import (
-    CHANNEL as ALIPAY,
-)
-from payonce.sandbox.alipay_trades import (
-    OrderSnapshot,
-    TradeSnapshot,
-)
-from payonce.sandbox.alipay_wire import CHINA_TZ
+from payonce.sandbox.alipay_trades import OrderSnapshot
 from payonce.sandbox.call_log import CallLog, GatewayCall
+from payonce.sandbox.channel import SandboxChannel, SandboxContext, TradeListing
+from payonce.sandbox.channels import build_channels
 from payonce.sandbox.credentials import AlipayCredentials
-from payonce.sandbox.faults import Faults, FaultSettings
+from payonce.sandbox.faults import Faults, FaultSettings, Forgery
+from payonce.sandbox.keys import SandboxKeys
 from payonce.sandbox.ledger import Ledger, Movement
-from payonce.sandbox.notifier import Delivery, Notifier
+from payonce.sandbox.notifier import Delivery, Notifier, Outgoing
 from payonce.sandbox.problems import (
     Problem,
     handle_http_error,
     handle_problem,
     handle_validation_error,
 )
-from payonce.sandbox.signing import load_private_key
 from payonce.sandbox.wallet import Wallet
-
-# The time zone each channel's statement days follow.
-STATEMENT_ZONES = {ALIPAY: CHINA_TZ}
 
 
 class ClockControl(Protocol):
@@ -69,14 +58,14 @@ class Sandbox:
         self,
         *,
         clock: Clock,
-        alipay: AlipayCredentials,
+        keys: SandboxKeys,
         public_url: str,
         adjustable_clock: ClockControl | None = None,
         faults: FaultSettings | None = None,
         notify_timeout_s: float = 10.0,
     ) -> None:
         self.clock = clock
-        self.alipay_credentials = alipay
+        self.keys = keys
         self.public_url = public_url.rstrip("/")
         self._adjustable_clock = adjustable_clock
         # One event loop serves the sandbox; this lock makes each state change whole.
@@ -86,33 +75,50 @@ class Sandbox:
         self._ledger = Ledger()
         self._calls = CallLog()
         self._notifier = Notifier(clock=clock, faults=self._faults, http_timeout_s=notify_timeout_s)
-        apps = {alipay.app_id: alipay}
-        signer = load_private_key(alipay.alipay_private_key_pem)
-        notices = AlipayNotices(apps=apps, signer=signer, notifier=self._notifier)
-        book = AlipayBook(clock=clock, ledger=self._ledger, on_status=notices.on_status)
-        self._alipay = AlipayChannel(
+        context = SandboxContext(
             clock=clock,
-            apps=MerchantApps(clock=clock, apps=apps),
-            signer=signer,
-            book=book,
+            ledger=self._ledger,
+            calls=self._calls,
             faults=self._faults,
+            notifier=self._notifier,
             lock=self._lock,
             hold=self._hold,
             public_url=self.public_url,
-            calls=self._calls,
         )
-        self._wallet = Wallet([self._alipay])
+        self._channels = {channel.name: channel for channel in build_channels(context, keys)}
+        self._wallet = Wallet(list(self._channels.values()))
         self.app = self._build_app()
+
+    @property
+    def alipay_credentials(self) -> AlipayCredentials:
+        return self.keys.alipay
+
+    def channel(self, name: str) -> SandboxChannel:
+        """One simulated channel, for what only it knows (e.g. Alipay's unscanned QR codes)."""
+        return self._channels[name]
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self._channels)
 
     # -- plain-Python accessors ------------------------------------------------------------
 
-    def trades(self, out_trade_no: str | None = None) -> list[TradeSnapshot]:
-        """Every trade the provider holds (Alipay: only scanned ones)."""
-        return self._alipay.trades(out_trade_no)
+    def trades(
+        self, out_trade_no: str | None = None, *, channel: str | None = None
+    ) -> list[TradeListing]:
+        """Every trade the providers hold (Alipay: only scanned ones)."""
+        return [
+            trade
+            for name, simulated in self._channels.items()
+            if channel is None or name == channel
+            for trade in simulated.trades(out_trade_no)
+        ]
 
     def orders(self) -> list[OrderSnapshot]:
-        """Every merchant order the provider knows, pending QR codes included."""
-        return self._alipay.orders()
+        """Every Alipay merchant order, pending (unscanned) QR codes included."""
+        alipay = self._channels["alipay"]
+        assert isinstance(alipay, AlipayChannel)
+        return alipay.orders()
 
     def ledger(self, out_trade_no: str | None = None) -> list[Movement]:
         return self._ledger.movements(out_trade_no=out_trade_no)
@@ -123,6 +129,12 @@ class Sandbox:
 
     def deliveries(self, out_trade_no: str | None = None) -> list[Delivery]:
         return self._notifier.deliveries(out_trade_no)
+
+    def notification(
+        self, channel: str, notify_id: str, forgery: Forgery | None = None
+    ) -> Outgoing:
+        """Render a notification the sandbox sent, as of now: genuine, or forged as asked."""
+        return self._notifier.render(channel, notify_id, forgery)
 
     def calls(self, out_trade_no: str | None = None) -> list[GatewayCall]:
         """Every gateway call merchants made, in order, with the answer code each got."""
@@ -141,7 +153,8 @@ class Sandbox:
     async def deliver_due(self) -> int:
         """Close trades past their deadline, then make every notification attempt due now."""
         async with self._lock:
-            self._alipay.expire_due()
+            for channel in self._channels.values():
+                channel.tick()
         return await self._notifier.deliver_due()
 
     async def run_dispatcher(self, interval_s: float = 0.2) -> None:
@@ -176,12 +189,16 @@ class Sandbox:
         app.add_exception_handler(Problem, handle_problem)
         app.add_exception_handler(RequestValidationError, handle_validation_error)
         app.add_exception_handler(StarletteHTTPException, handle_http_error)
-        app.include_router(self._alipay.router(self._wallet))
+        for channel in self._channels.values():
+            app.include_router(channel.router(self._wallet))
         app.include_router(self._wallet.router())
 
         @app.get("/trades", tags=["inspection"])
-        async def trades(out_trade_no: str | None = None) -> dict[str, Any]:
-            return {"trades": [trade.as_json() for trade in self.trades(out_trade_no)]}
+        async def trades(
+            out_trade_no: str | None = None, channel: str | None = None
+        ) -> dict[str, Any]:
+            listed = self.trades(out_trade_no, channel=channel)
+            return {"trades": [trade.as_json() for trade in listed]}
 
         @app.get("/orders", tags=["inspection"])
         async def orders(out_trade_no: str | None = None) -> dict[str, Any]:
@@ -230,15 +247,15 @@ class Sandbox:
 
         @app.get("/{channel}/statements/{day}", tags=["inspection"])
         async def statement(channel: str, day: date) -> PlainTextResponse:
-            zone = STATEMENT_ZONES.get(channel)
-            if zone is None:
+            simulated = self._channels.get(channel)
+            if simulated is None:
                 raise Problem(404, "channel_unknown", "Unknown channel", channel)
-            text = self._ledger.statement_csv(channel=channel, day=day, tz=zone)
+            text = self._ledger.statement_csv(channel=channel, day=day, tz=simulated.statement_zone)
             return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
 
         @app.get("/", include_in_schema=False)
         async def index() -> JSONResponse:
-            return JSONResponse({"sandbox": "payonce", "channels": [ALIPAY]})
+            return JSONResponse({"sandbox": "payonce", "channels": self.channel_names})
 
         return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,11 +22,11 @@ _FIELDS = (
 )
 
 
-def _digits(count: int) -> str:
+def digits(count: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(count))
 
 
-def _key_pair() -> tuple[str, str]:
+def rsa_key_pair() -> tuple[str, str]:
     """An RSA-2048 pair as (PKCS#8 private PEM, SubjectPublicKeyInfo public PEM)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
@@ -67,11 +68,11 @@ class AlipayCredentials:
     @classmethod
     def generate(cls, app_id: str | None = None) -> AlipayCredentials:
         """Fresh credentials: a 16-digit app id, a "2088…" seller id and two new key pairs."""
-        app_private, app_public = _key_pair()
-        alipay_private, alipay_public = _key_pair()
+        app_private, app_public = rsa_key_pair()
+        alipay_private, alipay_public = rsa_key_pair()
         return cls(
-            app_id=app_id or "2021000" + _digits(9),
-            seller_id="2088" + _digits(12),
+            app_id=app_id or "2021000" + digits(9),
+            seller_id="2088" + digits(12),
             app_private_key_pem=app_private,
             app_public_key_pem=app_public,
             alipay_private_key_pem=alipay_private,
@@ -93,22 +94,29 @@ class AlipayCredentials:
     @classmethod
     def load_or_create(cls, path: Path) -> AlipayCredentials:
         """The credentials stored at ``path``, generating and storing them (mode 0600) first."""
-        if path.exists():
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        credentials = cls.generate()
-        # Written aside, then linked into place: a reader never sees a half-written file, and
-        # if another process stored credentials meanwhile, theirs win and are read.
-        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return cls.from_dict(stored_json(path, lambda: cls.generate().to_dict()))
+
+
+def stored_json(path: Path, make: Callable[[], dict[str, str]]) -> object:
+    """The JSON object stored at ``path``; made, stored (mode 0600) and returned on first use.
+
+    Written aside, then linked into place: a reader never sees a half-written file, and if
+    another process stored one meanwhile, theirs wins and is read.
+    """
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = make()
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(credentials.to_dict(), stream, indent=2)
-                stream.write("\n")
-            try:
-                os.link(draft, path)
-            except FileExistsError:
-                return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        finally:
-            draft.unlink(missing_ok=True)
-        return credentials
+            os.link(draft, path)
+        except FileExistsError:
+            return json.loads(path.read_text(encoding="utf-8"))
+    finally:
+        draft.unlink(missing_ok=True)
+    return data

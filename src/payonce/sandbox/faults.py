@@ -11,55 +11,129 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 FaultKind = Literal[
     "notify_drop",
     "notify_duplicate",
+    "notify_reorder",
+    "notify_forge",
+    # "_timeout": the work is done, then the answer is held back (the caller times out);
+    # "_error": a retryable system error is answered and nothing is done.
     "create_timeout",
+    "create_error",
+    "query_timeout",
     "query_error",
     "close_timeout",
+    "close_error",
     "refund_timeout",
+    "refund_error",
     "pay_before_close",
     "pay_before_cancel",
 ]
 
+# A provider call that faults can hit: it errs before doing anything, or times out after.
+Operation = Literal["create", "query", "close", "refund"]
+CallFault = Literal["error", "timeout"]
+_CALL_FAULTS: dict[Operation, tuple[FaultKind, FaultKind]] = {
+    "create": ("create_error", "create_timeout"),
+    "query": ("query_error", "query_timeout"),
+    "close": ("close_error", "close_timeout"),
+    "refund": ("refund_error", "refund_timeout"),
+}
+
+# How a forged notification is made: a tampered signature, a validly signed changed amount or
+# another merchant (a provider-side mix-up or a leaked key), a genuine one replayed late.
+Forgery = Literal["bad_signature", "changed_amount", "other_merchant", "stale_timestamp"]
+FORGERIES: tuple[Forgery, ...] = (
+    "bad_signature",
+    "changed_amount",
+    "other_merchant",
+    "stale_timestamp",
+)
+
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+class FaultRates(BaseModel):
+    """The rates of every fault kind; unset (None) means "as the global setting says"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notify_drop_rate: Rate | None = None
+    notify_duplicate_rate: Rate | None = None
+    # A reordered notification waits ``notify_reorder_s`` before its first attempt, so the
+    # notifications scheduled after it overtake it.
+    notify_reorder_rate: Rate | None = None
+    # A forged copy is sent before the genuine attempt (the genuine one still goes).
+    notify_forge_rate: Rate | None = None
+    create_timeout_rate: Rate | None = None
+    create_error_rate: Rate | None = None
+    query_timeout_rate: Rate | None = None
+    query_error_rate: Rate | None = None
+    close_timeout_rate: Rate | None = None
+    close_error_rate: Rate | None = None
+    refund_timeout_rate: Rate | None = None
+    refund_error_rate: Rate | None = None
+    # The shopper pays at the very moment the merchant closes (or cancels): the close, or the
+    # cancel, finds the trade paid an instant earlier.
+    pay_before_close_rate: Rate | None = None
+    pay_before_cancel_rate: Rate | None = None
+
+
 class FaultSettings(BaseModel):
-    """What goes wrong, and how often; ``PUT /faults`` replaces the whole set."""
+    """What goes wrong, and how often; ``PUT /faults`` replaces the whole set.
+
+    The top-level rates apply to every channel; ``channels`` overrides them for one channel,
+    e.g. ``{"channels": {"wechat": {"notify_drop_rate": 1.0}}}``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = 0
     notify_drop_rate: Rate = 0.0
     notify_duplicate_rate: Rate = 0.0
-    # [min, max] seconds of clock time added to each notification attempt.
-    notify_delay_s: tuple[float, float] = (0.0, 0.0)
+    notify_reorder_rate: Rate = 0.0
+    notify_forge_rate: Rate = 0.0
     create_timeout_rate: Rate = 0.0
+    create_error_rate: Rate = 0.0
+    query_timeout_rate: Rate = 0.0
     query_error_rate: Rate = 0.0
     close_timeout_rate: Rate = 0.0
+    close_error_rate: Rate = 0.0
     refund_timeout_rate: Rate = 0.0
-    # The shopper pays at the very moment the merchant closes (or cancels): the close, or the
-    # cancel, finds the trade paid an instant earlier.
+    refund_error_rate: Rate = 0.0
     pay_before_close_rate: Rate = 0.0
     pay_before_cancel_rate: Rate = 0.0
+    # [min, max] seconds of clock time added to each notification attempt.
+    notify_delay_s: tuple[float, float] = (0.0, 0.0)
+    notify_reorder_s: float = Field(default=60.0, ge=0.0, le=86400.0)
+    # Which forgeries the forge fault picks from (seeded).
+    notify_forgeries: tuple[Forgery, ...] = FORGERIES
     # Real seconds a "timed out" call holds its answer after doing the work.
     timeout_hold_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    channels: dict[str, FaultRates] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _delay_is_a_range(self) -> FaultSettings:
+    def _check(self) -> FaultSettings:
         low, high = self.notify_delay_s
         if not 0.0 <= low <= high:
             raise ValueError("notify_delay_s must be [min, max] with 0 <= min <= max")
+        if not self.notify_forgeries:
+            raise ValueError("notify_forgeries needs at least one kind")
         return self
 
-    def rate(self, kind: FaultKind) -> float:
-        rate: float = getattr(self, f"{kind}_rate")
+    def rate(self, kind: FaultKind, channel: str | None = None) -> float:
+        name = f"{kind}_rate"
+        override = self.channels.get(channel) if channel is not None else None
+        if override is not None:
+            specific: float | None = getattr(override, name)
+            if specific is not None:
+                return specific
+        rate: float = getattr(self, name)
         return rate
 
 
 class Faults:
-    """The current settings and one random stream per fault kind.
+    """The current settings and one random stream per fault kind and channel.
 
-    Separate streams keep each kind's sequence independent of how often the others are rolled,
-    so a seed replays the same faults for the same sequence of calls of that kind.
+    Separate streams keep each sequence independent of how often the others are rolled, so a
+    seed replays the same faults for the same sequence of calls of that kind on that channel.
     """
 
     def __init__(self, settings: FaultSettings | None = None) -> None:
@@ -81,17 +155,43 @@ class Faults:
             self._streams[name] = stream
         return stream
 
-    def strikes(self, kind: FaultKind) -> bool:
-        """Roll the dice for one occurrence of ``kind``."""
-        rate = self._settings.rate(kind)
+    def strikes(self, kind: FaultKind, channel: str | None = None) -> bool:
+        """Roll the dice for one occurrence of ``kind`` (on ``channel``, when given)."""
+        rate = self._settings.rate(kind, channel)
         # Always roll, so the outcome of the n-th call never depends on earlier rates.
-        roll = self._stream(kind).random()
-        return roll < rate
+        name = kind if channel is None else f"{channel}/{kind}"
+        return self._stream(name).random() < rate
+
+    def call_fault(self, op: Operation, channel: str) -> CallFault | None:
+        """What befalls one provider call: a retryable error (nothing done), a time-out (done,
+        answer held back), or nothing. Both dice are always rolled."""
+        error_kind, timeout_kind = _CALL_FAULTS[op]
+        error = self.strikes(error_kind, channel)
+        timeout = self.strikes(timeout_kind, channel)
+        if error:
+            return "error"
+        return "timeout" if timeout else None
+
+    def chance(self, name: str, rate: float) -> bool:
+        """A seeded roll for a channel's own quirk (e.g. WeChat's echoed deliveries)."""
+        return self._stream(f"quirk/{name}").random() < rate
+
+    def pick(self, name: str, count: int) -> int:
+        """A seeded choice among ``count`` options (0-based), e.g. a business-day delay."""
+        return self._stream(f"pick/{name}").randrange(count)
+
+    def forgery(self, channel: str) -> Forgery:
+        kinds = self._settings.notify_forgeries
+        return kinds[self._stream(f"{channel}/forgery").randrange(len(kinds))]
 
     def notify_delay(self) -> timedelta:
         low, high = self._settings.notify_delay_s
         roll = self._stream("notify_delay").random()
         return timedelta(seconds=low + (high - low) * roll)
+
+    @property
+    def reorder_delay(self) -> timedelta:
+        return timedelta(seconds=self._settings.notify_reorder_s)
 
     @property
     def timeout_hold_s(self) -> float:

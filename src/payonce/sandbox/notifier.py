@@ -10,35 +10,75 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 
 from payonce.ports.clock import Clock
-from payonce.sandbox.faults import Faults
+from payonce.sandbox.faults import Faults, Forgery
 
 logger = logging.getLogger(__name__)
 
-# Alipay's schedule: the first attempt at once, then these waits after each failed attempt.
-RETRY_INTERVALS: tuple[timedelta, ...] = (
-    timedelta(minutes=4),
-    timedelta(minutes=10),
-    timedelta(minutes=10),
-    timedelta(hours=1),
-    timedelta(hours=2),
-    timedelta(hours=6),
-    timedelta(hours=15),
-)
-MAX_ATTEMPTS = len(RETRY_INTERVALS) + 1
 ANSWER_LIMIT = 2000
 
-# Builds the form body of one attempt at the given clock time (fresh notify_time and signature).
-Render = Callable[[datetime], dict[str, str]]
-Fault = Literal["dropped", "duplicate"]
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One notification attempt as it goes on the wire."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# Builds one attempt at the given clock time (fresh timestamps and signature); given a forgery,
+# builds that forged variant instead.
+Render = Callable[[datetime, Forgery | None], Outgoing]
+Fault = Literal["dropped", "duplicate", "echo", "reordered"] | str
+
+
+def answered_success(status_code: int, answer: str) -> bool:
+    """Alipay's rule: only the body ``success`` stops the retries."""
+    return answer.strip() == "success"
+
+
+def answered_2xx(status_code: int, answer: str) -> bool:
+    """WeChat Pay's and PayPal's rule: any 2xx stops the retries."""
+    return 200 <= status_code < 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A channel's delivery rules: the waits after each failed attempt, and what stops them."""
+
+    intervals: tuple[timedelta, ...]
+    accepts: Callable[[int, str], bool] = answered_2xx
+    # A channel quirk: an identical second delivery ``echo_after`` later, at this rate.
+    echo_rate: float = 0.0
+    echo_after: timedelta = timedelta(seconds=1)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.intervals) + 1
+
+
+# Alipay's schedule: the first attempt at once, then these waits after each failed attempt.
+ALIPAY_RETRIES = RetryPolicy(
+    intervals=(
+        timedelta(minutes=4),
+        timedelta(minutes=10),
+        timedelta(minutes=10),
+        timedelta(hours=1),
+        timedelta(hours=2),
+        timedelta(hours=6),
+        timedelta(hours=15),
+    ),
+    accepts=answered_success,
+)
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One attempt (or, under the duplicate fault, one extra send) of one notification."""
+    """One attempt (or a duplicate, echo or forged extra send) of one notification."""
 
     channel: str
     notify_id: str
@@ -50,8 +90,18 @@ class Delivery:
     error: str | None
     answer: str | None
     ok: bool
-    body: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: str
     fault: Fault | None = None
+
+    @property
+    def form(self) -> dict[str, str]:
+        """The body parsed as a form (Alipay's notifications)."""
+        return dict(parse_qsl(self.body, keep_blank_values=True))
+
+    @property
+    def raw(self) -> bytes:
+        return self.body.encode("utf-8")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +116,8 @@ class Delivery:
             "answer": self.answer,
             "ok": self.ok,
             "fault": self.fault,
-            "body": dict(self.body),
+            "headers": dict(self.headers),
+            "body": self.body,
         }
 
 
@@ -78,9 +129,12 @@ class _Scheduled:
     out_trade_no: str
     url: str
     render: Render
+    policy: RetryPolicy
     due_at: datetime
     attempt: int = 1
     finished: bool = field(default=False)
+    # An echo is one extra send of an attempt already made, never retried itself.
+    echo_of: Outgoing | None = None
 
 
 class Notifier:
@@ -101,6 +155,8 @@ class Notifier:
         self._http_timeout_s = http_timeout_s
         self._scheduled: list[_Scheduled] = []
         self._log: list[Delivery] = []
+        # Every notification ever scheduled, to render again on demand (tests, chaos).
+        self._renders: dict[tuple[str, str], Render] = {}
         self._seq = itertools.count(1)
         # Held while delivering, so two callers never send the same attempt twice.
         self._delivering = asyncio.Lock()
@@ -108,10 +164,21 @@ class Notifier:
         self._stopped = False
 
     def schedule(
-        self, *, channel: str, notify_id: str, out_trade_no: str, url: str, render: Render
+        self,
+        *,
+        channel: str,
+        notify_id: str,
+        out_trade_no: str,
+        url: str,
+        render: Render,
+        policy: RetryPolicy,
     ) -> None:
         """Plan a notification whose first attempt is due now (plus any injected delay)."""
         due = self._clock.now() + self._faults.notify_delay()
+        reordered = self._faults.strikes("notify_reorder", channel)
+        if reordered:
+            due += self._faults.reorder_delay
+        self._renders[(channel, notify_id)] = render
         self._scheduled.append(
             _Scheduled(
                 seq=next(self._seq),
@@ -120,10 +187,20 @@ class Notifier:
                 out_trade_no=out_trade_no,
                 url=url,
                 render=render,
+                policy=policy,
                 due_at=due,
             )
         )
         self._kick.set()
+
+    def render(
+        self, channel: str, notify_id: str, forgery: Forgery | None = None
+    ) -> Outgoing:
+        """A notification already scheduled, as it would be sent now, or a forged variant."""
+        render = self._renders.get((channel, notify_id))
+        if render is None:
+            raise KeyError(f"no {channel} notification {notify_id}")
+        return render(self._clock.now(), forgery)
 
     def deliveries(self, out_trade_no: str | None = None) -> list[Delivery]:
         return [d for d in self._log if out_trade_no is None or d.out_trade_no == out_trade_no]
@@ -151,43 +228,71 @@ class Notifier:
 
     async def _attempt(self, item: _Scheduled) -> None:
         at = self._clock.now()
-        body = item.render(at)
-        if self._faults.strikes("notify_drop"):
-            self._record(item, at, body, None, "dropped", None, fault="dropped")
-            ok = False
-        else:
-            ok = await self._send(item, at, body, fault=None)
-            if self._faults.strikes("notify_duplicate"):
-                ok = await self._send(item, at, body, fault="duplicate") or ok
-        if ok or item.attempt >= MAX_ATTEMPTS:
+        if item.echo_of is not None:
+            await self._send(item, at, item.echo_of, fault="echo")
             item.finished = True
             return
-        item.due_at = at + RETRY_INTERVALS[item.attempt - 1] + self._faults.notify_delay()
+        channel = item.channel
+        if self._faults.strikes("notify_forge", channel):
+            forgery = self._faults.forgery(channel)
+            await self._send(item, at, item.render(at, forgery), fault=f"forged:{forgery}")
+        outgoing = item.render(at, None)
+        if self._faults.strikes("notify_drop", channel):
+            self._record(item, at, outgoing, None, "dropped", None, fault="dropped")
+            ok = False
+        else:
+            ok = await self._send(item, at, outgoing, fault=None)
+            if self._faults.strikes("notify_duplicate", channel):
+                ok = await self._send(item, at, outgoing, fault="duplicate") or ok
+            policy = item.policy
+            if policy.echo_rate and self._faults.chance(f"{channel}/echo", policy.echo_rate):
+                self._echo(item, at + policy.echo_after, outgoing)
+        if ok or item.attempt >= item.policy.max_attempts:
+            item.finished = True
+            return
+        wait = item.policy.intervals[item.attempt - 1]
+        item.due_at = at + wait + self._faults.notify_delay()
         item.attempt += 1
 
+    def _echo(self, item: _Scheduled, due: datetime, outgoing: Outgoing) -> None:
+        self._scheduled.append(
+            _Scheduled(
+                seq=next(self._seq),
+                channel=item.channel,
+                notify_id=item.notify_id,
+                out_trade_no=item.out_trade_no,
+                url=item.url,
+                render=item.render,
+                policy=item.policy,
+                due_at=due,
+                attempt=item.attempt,
+                echo_of=outgoing,
+            )
+        )
+
     async def _send(
-        self, item: _Scheduled, at: datetime, body: dict[str, str], *, fault: Fault | None
+        self, item: _Scheduled, at: datetime, outgoing: Outgoing, *, fault: Fault | None
     ) -> bool:
         client = self._http()
         try:
             response = await client.post(
-                item.url,
-                data=body,
-                headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                item.url, content=outgoing.body, headers=dict(outgoing.headers)
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            self._record(item, at, body, None, f"{type(exc).__name__}: {exc}", None, fault=fault)
+            error = f"{type(exc).__name__}: {exc}"
+            self._record(item, at, outgoing, None, error, None, fault=fault)
             return False
         answer = response.text[:ANSWER_LIMIT]
-        ok = answer.strip() == "success"
-        self._record(item, at, body, response.status_code, None, answer, fault=fault, ok=ok)
-        return ok
+        ok = item.policy.accepts(response.status_code, answer)
+        self._record(item, at, outgoing, response.status_code, None, answer, fault=fault, ok=ok)
+        # A forged copy being accepted says nothing about the genuine notification.
+        return ok and not (fault or "").startswith("forged")
 
     def _record(
         self,
         item: _Scheduled,
         at: datetime,
-        body: dict[str, str],
+        outgoing: Outgoing,
         status_code: int | None,
         error: str | None,
         answer: str | None,
@@ -207,7 +312,8 @@ class Notifier:
                 error=error,
                 answer=answer,
                 ok=ok,
-                body=dict(body),
+                headers=dict(outgoing.headers),
+                body=outgoing.body.decode("utf-8", errors="replace"),
                 fault=fault,
             )
         )

@@ -16,11 +16,16 @@ from payonce.domain.payment import Payment, PaymentStatus
 from payonce.domain.transitions import IllegalTransition
 from payonce.errors import ChannelUnsupported, NotificationRejected
 from payonce.ports.locks import Lease
-from payonce.ports.provider import NotificationReply, ProviderNotification, TradeSnapshot
+from payonce.ports.provider import (
+    NotificationReply,
+    ProviderNotification,
+    TradeSnapshot,
+    TradeState,
+)
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.orders import get_payment
 from payonce.service.recording import note_notification, record
-from payonce.service.trades import close_trade, outcome_of, sync_with_provider
+from payonce.service.trades import CAPTURABLE, close_trade, outcome_of, sync_with_provider
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,9 @@ async def _apply(deps: Deps, note: ProviderNotification, payment: Payment) -> No
     ) as lease:
         current = await get_payment(deps, payment.id)
         try:
+            if note.state is TradeState.APPROVED:
+                await _approval(deps, current, lease, key)
+                return
             if isinstance(outcome, TradeCaptured) and current.status in (
                 PaymentStatus.CLOSING,
                 PaymentStatus.CLOSED,
@@ -79,6 +87,15 @@ async def _apply(deps: Deps, note: ProviderNotification, payment: Payment) -> No
             # acknowledgement: asking again would tell us the same.
             log.error("notification %s conflicts with payment %s: %s", key, payment.id, conflict)
             await note_notification(deps, key, payment.id, f"conflict: {conflict}")
+
+
+async def _approval(deps: Deps, payment: Payment, lease: Lease, key: tuple[str, str]) -> None:
+    """The shopper approved (PayPal): capture it if we still want it, as the provider says now."""
+    if payment.status in CAPTURABLE:
+        settled = await sync_with_provider(deps, payment, lease, strict=True)
+        await note_notification(deps, key, payment.id, f"approval: {settled.status}")
+        return
+    await note_notification(deps, key, payment.id, f"approval of a {payment.status} payment")
 
 
 async def _capture_of_a_closed_trade(

@@ -35,6 +35,11 @@ from payonce.service.recording import record, request_close
 log = logging.getLogger(__name__)
 
 
+# A payment the shopper approved is captured only while we still want it: never one we are
+# closing or closed (that approval then lapses at the provider, and no money moves).
+CAPTURABLE = frozenset({PaymentStatus.PAYING, PaymentStatus.UNKNOWN})
+
+
 def provider_for(deps: Deps, payment: Payment) -> PaymentProvider:
     provider = deps.providers.get(payment.channel)
     if provider is None:
@@ -69,7 +74,7 @@ def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:
             return TradeClosed()
         case TradeState.REFUNDED:
             return TradeReversed(snapshot.provider_trade_no)
-        case TradeState.OPEN:
+        case TradeState.OPEN | TradeState.APPROVED:
             return TradeStillOpen(snapshot.provider_trade_no)
         case TradeState.NOT_FOUND:
             return None
@@ -121,6 +126,8 @@ async def sync_with_provider(
     provider = provider_for(deps, payment)
     try:
         snapshot = await provider.query(payment.out_trade_no)
+        if snapshot.state is TradeState.APPROVED and payment.status in CAPTURABLE:
+            snapshot = await provider.capture(payment.out_trade_no)
     except (ProviderUnavailable, ProviderRejected) as error:
         log.info("query of %s did not answer: %s", payment.out_trade_no, error)
         if strict:

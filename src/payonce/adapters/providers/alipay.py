@@ -39,6 +39,8 @@ CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 SUCCESS = "10000"
 # Sub-codes that mean "ask again later", not "no".
 _RETRYABLE = {"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"}
+# How far a notification's own time may be from ours (replays are older).
+FRESHNESS = timedelta(minutes=5)
 _TRADE_STATES = {
     "WAIT_BUYER_PAY": TradeState.OPEN,
     "TRADE_SUCCESS": TradeState.PAID,
@@ -194,6 +196,10 @@ class AlipayProvider:
             return TradeSnapshot(TradeState.REFUNDED, cancelled.get("trade_no"))
         return TradeSnapshot(TradeState.CLOSED, cancelled.get("trade_no"))
 
+    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+        """An Alipay payment is captured when the shopper pays: nothing to collect."""
+        return await self.query(out_trade_no)
+
     async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
         response = await self._call(
             "refund",
@@ -237,6 +243,7 @@ class AlipayProvider:
         state = _TRADE_STATES.get(data["trade_status"])
         if state is None:
             raise NotificationRejected("malformed", f"trade_status {data['trade_status']}")
+        self._check_fresh(data.get("notify_time", ""))
         if data.get("seller_id", self.settings.seller_id) != self.settings.seller_id:
             raise NotificationRejected("merchant_mismatch", f"seller_id {data['seller_id']}")
         currency = data.get("trans_currency") or "CNY"
@@ -253,6 +260,16 @@ class AlipayProvider:
             amount=amount,
             merchant_id=data["app_id"],
         )
+
+    def _check_fresh(self, notify_time: str) -> None:
+        """Alipay stamps every attempt anew: an old stamp is a replay of an earlier delivery."""
+        try:
+            sent = datetime.strptime(notify_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+        except ValueError as error:
+            raise NotificationRejected("malformed", f"notify_time {notify_time!r}") from error
+        skew = abs(self._clock.now() - sent)
+        if skew > FRESHNESS:
+            raise NotificationRejected("stale", f"notify_time {notify_time} is {skew} away")
 
     def acknowledge(self) -> NotificationReply:
         return NotificationReply(200, b"success", "text/plain")

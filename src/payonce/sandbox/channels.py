@@ -1,0 +1,13 @@
+"""The channels the sandbox simulates, built from its shared context and their keys."""
+
+from __future__ import annotations
+
+from payonce.sandbox.alipay import build_alipay
+from payonce.sandbox.channel import SandboxChannel, SandboxContext
+from payonce.sandbox.keys import SandboxKeys
+
+
+def build_channels(context: SandboxContext, keys: SandboxKeys) -> list[SandboxChannel]:
+    return [
+        build_alipay(context, keys.alipay),
+    ]

@@ -1,0 +1,24 @@
+"""The key material of every sandbox channel, made once and shared with payonce in development."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from payonce.sandbox.credentials import AlipayCredentials
+
+
+@dataclass(frozen=True)
+class SandboxKeys:
+    """One merchant account per channel, as registered with the sandbox."""
+
+    alipay: AlipayCredentials
+
+    @classmethod
+    def generate(cls) -> SandboxKeys:
+        return cls(alipay=AlipayCredentials.generate())
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> SandboxKeys:
+        """The keys stored in ``directory`` (one JSON file per channel), made on first use."""
+        return cls(alipay=AlipayCredentials.load_or_create(directory / "alipay.json"))

@@ -1,0 +1,89 @@
+"""One kit per channel for the provider contract suite: how its shopper pays, what it answers.
+
+A kit says what is specific to a channel (its currency, the action each platform gets, what a
+query says before the shopper opens the trade, how the shopper pays) so that one suite can hold
+every adapter to the same contract against the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from payonce.adapters.clock import AdjustableClock
+from payonce.bootstrap import SandboxLink, sandbox_providers
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.payment import Action, ActionType
+from payonce.ports.provider import PaymentProvider, TradeState
+from payonce.sandbox import Sandbox, SandboxKeys
+
+# Notifications in these tests go nowhere (nothing listens on the discard port); the suite
+# reads what was sent from the sandbox's delivery log.
+NOWHERE = "http://127.0.0.1:9"
+
+
+@dataclass
+class KitEnv:
+    """What a kit may use: the sandbox under test, its URL, its clock and an HTTP client."""
+
+    sandbox: Sandbox
+    url: str  # the sandbox app, mount path included
+    clock: AdjustableClock
+    keys: SandboxKeys
+    http: httpx.AsyncClient
+
+    def provider(self, channel: Channel, *, timeout_s: float = 10.0) -> PaymentProvider:
+        link = SandboxLink(self.url, self.keys)
+        providers = sandbox_providers(
+            link, public_url=NOWHERE, clock=self.clock, timeout_s=timeout_s
+        )
+        return providers[channel]
+
+    async def wallet(self, action: str, code: str) -> httpx.Response:
+        response = await self.http.post(f"{self.url}/wallet/{action}", json={"code": code})
+        assert response.status_code == 200, response.text
+        return response
+
+
+@dataclass(frozen=True)
+class Kit:
+    channel: Channel
+    currency: str
+    # The action each platform's create answers, and the field the shopper's wallet reads.
+    actions: dict[Platform, tuple[ActionType, str]]
+    # What a query answers right after create, before the shopper opens the trade.
+    before_scan: TradeState
+    # What the shopper's payment leaves before the merchant captures (PAID: nothing to do).
+    after_pay: TradeState
+    closable: bool
+    # The shopper pays for the action, and the provider settles it (business days and all).
+    pay: Callable[[KitEnv, Action], Awaitable[None]]
+
+    def code(self, action: Action) -> str:
+        for action_type, field in self.actions.values():
+            if action.type is action_type:
+                return action.fields[field]
+        raise AssertionError(f"{self.channel} answered an unexpected action {action.type}")
+
+
+async def _alipay_pay(env: KitEnv, action: Action) -> None:
+    await env.wallet("pay", ALIPAY.code(action))
+
+
+ALIPAY = Kit(
+    channel=Channel.ALIPAY,
+    currency="CNY",
+    actions={
+        Platform.PC: (ActionType.QR_CODE, "qr_code"),
+        Platform.WAP: (ActionType.LAUNCH_URL, "launch_url"),
+        Platform.APP: (ActionType.APP_ORDER, "order_string"),
+    },
+    before_scan=TradeState.NOT_FOUND,
+    after_pay=TradeState.PAID,
+    closable=True,
+    pay=_alipay_pay,
+)
+
+KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY,)}
