@@ -21,7 +21,7 @@ from payonce.config import Settings
 from payonce.entrypoints.web.app import create_app
 from payonce.ports.locks import Locks
 from payonce.sandbox.app import Sandbox
-from payonce.sandbox.credentials import AlipayCredentials
+from payonce.sandbox.keys import SandboxKeys
 from payonce.service.context import Policy
 
 API_KEY = "sk_test_backend"
@@ -29,11 +29,11 @@ CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 2, "unit_amount": 1999}]
 
 
 @pytest.fixture(scope="session")
-def alipay_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """RSA keys take a while to make: one set for the whole session."""
-    path = tmp_path_factory.mktemp("keys") / "alipay.json"
-    AlipayCredentials.load_or_create(path)
-    return path
+def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RSA keys take a while to make: one set of every channel's keys for the whole session."""
+    directory = tmp_path_factory.mktemp("keys") / "sandbox"
+    SandboxKeys.load_or_create(directory)
+    return directory
 
 
 @dataclass
@@ -52,10 +52,12 @@ class Live:
     def backend(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}
 
-    async def create_order(self, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    async def create_order(
+        self, lines: list[dict[str, Any]] | None = None, *, currency: str = "CNY"
+    ) -> dict[str, Any]:
         response = await self.http.post(
             "/api/orders",
-            json={"customer_id": "c-42", "currency": "CNY", "lines": lines or CART},
+            json={"customer_id": "c-42", "currency": currency, "lines": lines or CART},
             headers=self.backend,
         )
         assert response.status_code == 201, response.text
@@ -106,7 +108,7 @@ LiveFactory = Callable[..., Awaitable[Live]]
 
 @pytest.fixture
 async def start_live(
-    tmp_path: Path, alipay_keys: Path, clock: AdjustableClock
+    tmp_path: Path, sandbox_keys: Path, clock: AdjustableClock
 ) -> AsyncIterator[LiveFactory]:
     """Start payonce for real; tests choose the lock adapter, policy and provider timeout."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None], Live]] = []
@@ -115,8 +117,8 @@ async def start_live(
         *, locks: Locks | None = None, policy: Policy | None = None, provider_timeout_s: float = 5.0
     ) -> Live:
         data_dir = tmp_path / f"data{len(running)}"
-        (data_dir / "sandbox").mkdir(parents=True)
-        shutil.copy(alipay_keys, data_dir / "sandbox" / "alipay.json")
+        data_dir.mkdir(parents=True)
+        shutil.copytree(sandbox_keys, data_dir / "sandbox")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
