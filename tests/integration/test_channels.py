@@ -41,7 +41,7 @@ CASES = {
 }
 
 
-async def _ready(live: Live, order: dict[str, Any]) -> dict[str, Any]:
+async def ready(live: Live, order: dict[str, Any]) -> dict[str, Any]:
     """The order once the notifications due now were delivered (and any follow-ups)."""
     for _ in range(5):
         current = await live.order(order)
@@ -61,7 +61,7 @@ async def test_each_channel_pays_the_order_exactly_once(live: Live, case: Channe
 
     await case.pay(live, payment["action"][case.code_field])
 
-    final = await _ready(live, order)
+    final = await ready(live, order)
     assert final["status"] == "READY_FOR_SHIPMENT"
     assert final["paid_payment_id"] == payment["id"]
     [paid] = await live.payments(order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import parse_qsl
 
 import pytest
 from sandbox_harness import START, Env
@@ -341,3 +342,25 @@ async def test_pay_deadline_and_qr_expiry(env: Env) -> None:
     expired = await env.wallet("scan", plain["qr_code"])
     assert (expired.status_code, expired.json()["code"]) == (409, "code_expired")
     assert env.sandbox.ledger() == []
+
+
+async def test_a_wap_payment_returns_the_shopper_with_a_signed_return(env: Env) -> None:
+    sdk = env.sdk()
+    query = sdk.api_alipay_trade_wap_pay(
+        subject="Mobile tea",
+        out_trade_no="pay_10",
+        total_amount="1.50",
+        return_url="http://shop.test/pay/ord_1?x=1",
+    )
+    launch_url = f"{env.gateway}?{query}"
+    assert (await env.wallet("scan", launch_url)).json()["return_url"] is None
+    paid = (await env.wallet("pay", launch_url)).json()
+    back, _, signed = paid["return_url"].partition("?x=1&")
+    assert back == "http://shop.test/pay/ord_1"
+    params = dict(parse_qsl(signed))
+    assert params["method"] == "alipay.trade.wap.pay.return"
+    assert (params["out_trade_no"], params["total_amount"]) == ("pay_10", "1.50")
+    assert params["trade_no"] == paid["trade_no"]
+    signature = params.pop("sign")
+    assert sdk.verify(params, signature)  # the merchant's SDK accepts Alipay's signature
+    assert not sdk.verify({**params, "total_amount": "0.01"}, signature)

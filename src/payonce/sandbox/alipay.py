@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, Request, Response
@@ -18,8 +20,10 @@ from payonce.sandbox.alipay_trades import (
     BUYER_ID,
     BUYER_LOGON_ID,
     CHANNEL,
+    PAID,
     Order,
     OrderSnapshot,
+    Trade,
     TradeSnapshot,
     wallet_view,
 )
@@ -42,7 +46,12 @@ from payonce.sandbox.channel import SandboxContext
 from payonce.sandbox.credentials import AlipayCredentials
 from payonce.sandbox.faults import FaultKind, Operation
 from payonce.sandbox.problems import Problem
-from payonce.sandbox.signing import load_private_key
+from payonce.sandbox.signing import (
+    NOTIFICATION_UNSIGNED_KEYS,
+    load_private_key,
+    sign_rsa2,
+    unsigned_string,
+)
 from payonce.sandbox.wallet import Wallet, WalletView
 
 _QR = re.compile(r"/alipay/qr/([0-9a-f]{24})/?$")
@@ -365,19 +374,48 @@ class AlipayChannel:
     async def view(self, code: str) -> WalletView:
         async with self._lock:
             order = self._order_for_code(code)
-            return wallet_view(order, self.qr_code(order), self._clock.now())
+            return self._view(order)
 
     async def scan(self, code: str) -> WalletView:
         async with self._lock:
             order = self._order_for_code(code)
             self._book.scan(order)
-            return wallet_view(order, self.qr_code(order), self._clock.now())
+            return self._view(order)
 
     async def pay(self, code: str) -> WalletView:
         async with self._lock:
             order = self._order_for_code(code)
             self._book.pay(order)
-            return wallet_view(order, self.qr_code(order), self._clock.now())
+            return self._view(order)
+
+    def _view(self, order: Order) -> WalletView:
+        view = wallet_view(order, self.qr_code(order), self._clock.now())
+        trade = order.trade
+        if order.terms.return_url and trade is not None and trade.status in PAID:
+            view = replace(view, return_url=self._signed_return(order, trade))
+        return view
+
+    def _signed_return(self, order: Order, trade: Trade) -> str:
+        """The wap return: the shopper's browser back at the merchant, with signed proof."""
+        assert order.terms.return_url is not None
+        app = self._apps.get(order.terms.app_id)
+        params = {
+            "charset": "utf-8",
+            "out_trade_no": order.out_trade_no,
+            "method": "alipay.trade.wap.pay.return",
+            "total_amount": yuan(order.terms.amount),
+            "trade_no": trade.trade_no,
+            "auth_app_id": order.terms.app_id,
+            "version": "1.0",
+            "app_id": order.terms.app_id,
+            "sign_type": "RSA2",
+            "seller_id": app.seller_id if app is not None else "",
+            "timestamp": china_time(self._clock.now()),
+        }
+        message = unsigned_string(params, exclude=NOTIFICATION_UNSIGNED_KEYS)
+        params["sign"] = sign_rsa2(self._signer, message)
+        separator = "&" if "?" in order.terms.return_url else "?"
+        return f"{order.terms.return_url}{separator}{urlencode(params)}"
 
     def _order_for_code(self, code: str) -> Order:
         self._book.expire_due()

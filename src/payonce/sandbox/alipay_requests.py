@@ -106,6 +106,9 @@ class MerchantApps:
         notify_url = params.get("notify_url") or None
         if notify_url is not None and not notify_url.startswith(("http://", "https://")):
             raise AlipayError("isv.invalid-notify-url", "notify_url 无效", kind=INVALID_ARGUMENT)
+        return_url = params.get("return_url") or None
+        if return_url is not None and not return_url.startswith(("http://", "https://")):
+            raise AlipayError("isv.invalid-return-url", "return_url 无效", kind=INVALID_ARGUMENT)
         deadline = None
         try:
             time_expire = text(biz, "time_expire", required=False)
@@ -124,4 +127,5 @@ class MerchantApps:
             notify_url=notify_url,
             product_code=product,
             deadline=deadline,
+            return_url=return_url if product == "QUICK_WAP_WAY" else None,
         )

@@ -43,6 +43,8 @@ class OrderTerms:
     product_code: str
     # Absolute pay deadline from time_expire / timeout_express, if the merchant gave one.
     deadline: datetime | None
+    # Where the wallet sends the shopper's browser after a wap payment (signed by Alipay).
+    return_url: str | None = None
 
 
 @dataclass

@@ -130,6 +130,10 @@ class Sandbox:
     def deliveries(self, out_trade_no: str | None = None) -> list[Delivery]:
         return self._notifier.deliveries(out_trade_no)
 
+    def notifications(self, out_trade_no: str | None = None) -> list[tuple[str, str]]:
+        """(channel, notify_id) of every notification the sandbox planned, in order."""
+        return self._notifier.planned(out_trade_no)
+
     def notification(
         self, channel: str, notify_id: str, forgery: Forgery | None = None
     ) -> Outgoing:

@@ -157,6 +157,7 @@ class Notifier:
         self._log: list[Delivery] = []
         # Every notification ever scheduled, to render again on demand (tests, chaos).
         self._renders: dict[tuple[str, str], Render] = {}
+        self._planned: list[tuple[str, str, str]] = []  # (channel, notify_id, out_trade_no)
         self._seq = itertools.count(1)
         # Held while delivering, so two callers never send the same attempt twice.
         self._delivering = asyncio.Lock()
@@ -179,6 +180,7 @@ class Notifier:
         if reordered:
             due += self._faults.reorder_delay
         self._renders[(channel, notify_id)] = render
+        self._planned.append((channel, notify_id, out_trade_no))
         self._scheduled.append(
             _Scheduled(
                 seq=next(self._seq),
@@ -193,14 +195,20 @@ class Notifier:
         )
         self._kick.set()
 
-    def render(
-        self, channel: str, notify_id: str, forgery: Forgery | None = None
-    ) -> Outgoing:
+    def render(self, channel: str, notify_id: str, forgery: Forgery | None = None) -> Outgoing:
         """A notification already scheduled, as it would be sent now, or a forged variant."""
         render = self._renders.get((channel, notify_id))
         if render is None:
             raise KeyError(f"no {channel} notification {notify_id}")
         return render(self._clock.now(), forgery)
+
+    def planned(self, out_trade_no: str | None = None) -> list[tuple[str, str]]:
+        """(channel, notify_id) of every notification scheduled so far, delivered or not."""
+        return [
+            (channel, notify_id)
+            for channel, notify_id, trade in self._planned
+            if out_trade_no is None or trade == out_trade_no
+        ]
 
     def deliveries(self, out_trade_no: str | None = None) -> list[Delivery]:
         return [d for d in self._log if out_trade_no is None or d.out_trade_no == out_trade_no]

@@ -33,6 +33,8 @@ class WalletView:
     can_scan: bool
     can_pay: bool
     note: str | None = None
+    # Where the shopper's browser goes after paying (e.g. Alipay's signed wap return).
+    return_url: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,7 +50,16 @@ class WalletView:
             "can_scan": self.can_scan,
             "can_pay": self.can_pay,
             "note": self.note,
+            "return_url": self.return_url,
         }
+
+
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "BRL": "R$"}
+
+
+def _amount(minor: int, currency: str) -> str:
+    """An amount as the wallet shows it, e.g. ¥12.34 or R$5.00 (two-decimal currencies)."""
+    return f"{_SYMBOLS.get(currency, '')}{minor // 100}.{minor % 100:02d}"
 
 
 class WalletChannel(Protocol):
@@ -91,7 +102,7 @@ class Wallet:
             return self.error_page(request, problem)
         html = self._templates.get_template("wallet.html").render(
             view=view,
-            amount=f"{view.amount // 100}.{view.amount % 100:02d}",
+            amount=_amount(view.amount, view.currency),
             root=request.scope.get("root_path", ""),
             problem=None,
         )
