@@ -240,3 +240,48 @@ async def test_a_refund_that_timed_out_after_refunding_is_not_refunded_twice(
         ("capture", AMOUNT),
         ("refund", AMOUNT),
     ]
+
+
+async def test_each_days_statement_lists_exactly_that_days_ledger(
+    kit: Kit, kit_env: KitEnv
+) -> None:
+    provider = kit_env.provider(kit.channel)
+    first = await _paid(kit, kit_env, provider)
+    second = await _paid(kit, kit_env, provider)
+    await provider.refund(first.out_trade_no, "st_1", first.amount)
+    await kit_env.sandbox.advance_clock(86400)
+    third = await _paid(kit, kit_env, provider)
+    await provider.refund(second.out_trade_no, "st_2", Money(234, kit.currency))
+
+    zone = kit_env.sandbox.channel(kit.channel.value).statement_zone
+    ledger = [m for m in kit_env.sandbox.ledger() if m.channel == kit.channel.value]
+    assert {m.out_trade_no for m in ledger} == {
+        first.out_trade_no,
+        second.out_trade_no,
+        third.out_trade_no,
+    }
+    days = sorted({m.at.astimezone(zone).date() for m in ledger})
+    assert len(days) >= 2
+    listed = 0
+    for day in [*days, days[-1] + timedelta(days=1)]:
+        response = await kit_env.http.get(f"{kit_env.url}/{kit.channel.value}/statements/{day}")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        header, *rows = response.text.splitlines()
+        assert header == "at,channel,out_trade_no,trade_no,kind,amount,currency,reference"
+        expected = [
+            (m.out_trade_no, m.kind, str(m.amount), m.currency)
+            for m in ledger
+            if m.at.astimezone(zone).date() == day
+        ]
+        got = [tuple(row.split(",")[i] for i in (2, 4, 5, 6)) for row in rows]
+        assert got == expected
+        listed += len(rows)
+    assert listed == len(ledger)
+    assert sorted((m.kind, m.amount) for m in ledger) == [
+        ("capture", AMOUNT),
+        ("capture", AMOUNT),
+        ("capture", AMOUNT),
+        ("refund", 234),
+        ("refund", AMOUNT),
+    ]
