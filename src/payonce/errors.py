@@ -136,6 +136,16 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class ProviderRetryable(ProviderUnavailable):
+    """The provider certainly did not act: the request never reached it (connection refused),
+    or it said so before doing anything (rate limited, our token expired). The same call may
+    be made again. A ProviderUnavailable, so code that only knows "unknown" stays safe.
+    """
+
+    code = "provider_busy"
+    title = "Payment provider busy"
+
+
 class ProviderRejected(ProviderError):
     """A definitive refusal by the provider (bad parameters, trade in a wrong state, ...)."""
 

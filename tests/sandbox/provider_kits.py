@@ -34,8 +34,10 @@ class KitEnv:
     keys: SandboxKeys
     http: httpx.AsyncClient
 
-    def provider(self, channel: Channel, *, timeout_s: float = 10.0) -> PaymentProvider:
-        link = SandboxLink(self.url, self.keys)
+    def provider(
+        self, channel: Channel, *, timeout_s: float = 10.0, base: str | None = None
+    ) -> PaymentProvider:
+        link = SandboxLink(base or self.url, self.keys)
         providers = sandbox_providers(
             link, public_url=NOWHERE, clock=self.clock, timeout_s=timeout_s
         )

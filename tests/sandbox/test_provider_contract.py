@@ -14,13 +14,18 @@ from datetime import timedelta
 
 import pytest
 import pytest_asyncio
-from provider_kits import KITS, Kit, KitEnv
+from provider_kits import KITS, NOWHERE, Kit, KitEnv
 from sandbox_harness import Stage, sandbox_on_stage
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.domain.channels import Platform
 from payonce.domain.money import Money
-from payonce.errors import NotificationRejected, ProviderRejected, ProviderUnavailable
+from payonce.errors import (
+    NotificationRejected,
+    ProviderRejected,
+    ProviderRetryable,
+    ProviderUnavailable,
+)
 from payonce.ports.provider import PaymentProvider, TradeRequest, TradeState
 from payonce.sandbox import FaultSettings, SandboxKeys
 from payonce.sandbox.faults import FORGERIES, Forgery
@@ -214,6 +219,14 @@ async def test_a_create_that_times_out_is_unknown_not_failed(kit: Kit, kit_env: 
     request = _request(kit, kit_env)
     with pytest.raises(ProviderUnavailable):
         await provider.create(request)
+
+
+async def test_a_provider_that_cannot_be_reached_is_retryable(kit: Kit, kit_env: KitEnv) -> None:
+    provider = kit_env.provider(kit.channel, base=f"{NOWHERE}/sandbox")
+    with pytest.raises(ProviderRetryable):
+        await provider.create(_request(kit, kit_env))
+    with pytest.raises(ProviderRetryable):
+        await provider.query("ct_nowhere")
 
 
 async def test_a_query_that_errs_is_unknown(kit: Kit, kit_env: KitEnv) -> None:

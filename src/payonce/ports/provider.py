@@ -1,8 +1,10 @@
 """The provider port: one adapter per channel, speaking that channel's protocol.
 
-Adapters translate every foreign failure at the edge: a call that may have reached the provider
-and did not answer raises ``ProviderUnavailable`` (the outcome is unknown, never "failed"); a
-definitive refusal raises ``ProviderRejected``.
+Adapters classify every foreign failure at the edge, in three kinds: a call that may have
+reached the provider and did not answer raises ``ProviderUnavailable`` (the outcome is unknown,
+never "failed"); one that certainly did nothing (never sent, or refused before any work)
+raises ``ProviderRetryable`` (a ProviderUnavailable: callers that do not care stay safe); a
+definitive refusal raises ``ProviderRejected`` (terminal).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.error import URLError
 from urllib.parse import parse_qsl
 
 from alipay import AliPay
@@ -21,7 +22,12 @@ from alipay.utils import AliPayConfig
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
-from payonce.errors import NotificationRejected, ProviderRejected, ProviderUnavailable
+from payonce.errors import (
+    NotificationRejected,
+    ProviderRejected,
+    ProviderRetryable,
+    ProviderUnavailable,
+)
 from payonce.ports.clock import Clock
 from payonce.ports.provider import (
     CreatedTrade,
@@ -62,6 +68,12 @@ class AlipaySettings:
     notify_url: str
     timeout_s: float = 15.0
     qr_validity: timedelta = timedelta(hours=2)
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether the request certainly did not reach Alipay (the connection was refused)."""
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError)
 
 
 def alipay_time(moment: datetime) -> str:
@@ -107,7 +119,10 @@ class AlipayProvider:
                 raise ProviderRejected(f"alipay {what}: {error}", provider_code=code) from error
             raise ProviderUnavailable(f"alipay {what}: {error}") from error
         except Exception as error:
-            raise ProviderUnavailable(f"alipay {what}: {type(error).__name__}: {error}") from error
+            detail = f"alipay {what}: {type(error).__name__}: {error}"
+            if _never_sent(error):
+                raise ProviderRetryable(detail) from error
+            raise ProviderUnavailable(detail) from error
         if not isinstance(response, dict):
             raise ProviderUnavailable(f"alipay {what}: unexpected answer {response!r}")
         return response
