@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,38 +18,55 @@ import pytest
 PAYONCE = [sys.executable, "-m", "payonce"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any PAYONCE_* setting, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
+    env.update(settings)
+    return env
+
+
+@contextmanager
+def running(
+    args: list[str], env: dict[str, str], ready_url: str, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A payonce process, once ``ready_url`` answers 200; terminated afterwards."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen([*PAYONCE, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise AssertionError(log_path.read_text())
+                try:
+                    if httpx.get(ready_url).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def api_key_printed(log_path: Path) -> str:
+    printed = log_path.read_text()
+    match = re.search(r"API key\s+(\S+)", printed)
+    assert match, printed
+    return match.group(1)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     data_dir = tmp_path_factory.mktemp("payonce-data")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
-    env["PAYONCE_DATA_DIR"] = str(data_dir)
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [*PAYONCE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise AssertionError((data_dir / "serve.log").read_text())
-            try:
-                if httpx.get(f"{url}/livez").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        printed = (data_dir / "serve.log").read_text()
-        match = re.search(r"API key\s+(\S+)", printed)
-        assert match, printed
-        yield url, match.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    env = clean_env(PAYONCE_DATA_DIR=str(data_dir))
+    log_path = data_dir / "serve.log"
+    with running(["serve", "--port", str(port)], env, f"{url}/livez", log_path):
+        yield url, api_key_printed(log_path)
