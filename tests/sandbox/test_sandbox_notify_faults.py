@@ -130,3 +130,30 @@ async def test_a_query_that_times_out_still_answers_later(env: Env) -> None:
         await env.call(slow.api_alipay_trade_query, out_trade_no="qt_1")
     [call] = [c for c in env.sandbox.calls("qt_1") if c.method == "alipay.trade.query"]
     assert (call.code, call.held) == ("10000", True)
+
+
+async def _fault_pattern(env: Env, receiver: Receiver, seed: int, tag: str) -> list[str | None]:
+    env.sandbox.set_faults(
+        FaultSettings(
+            seed=seed,
+            notify_drop_rate=0.3,
+            notify_duplicate_rate=0.3,
+            notify_forge_rate=0.3,
+        )
+    )
+    start = len(env.sandbox.deliveries())
+    for number in range(6):
+        await _pay(env, receiver, f"{tag}_{seed}_{number}")
+    await env.sandbox.deliver_due()
+    return [d.fault for d in env.sandbox.deliveries()[start:]]
+
+
+async def test_the_same_seed_replays_the_same_notification_faults(
+    env: Env, receiver: Receiver
+) -> None:
+    first = await _fault_pattern(env, receiver, seed=5, tag="a")
+    second = await _fault_pattern(env, receiver, seed=5, tag="b")
+    other = await _fault_pattern(env, receiver, seed=6, tag="c")
+    assert first == second
+    assert first != other
+    assert {"dropped", None} <= set(first)
