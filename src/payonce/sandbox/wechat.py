@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +50,8 @@ CODE_URL_PREFIX = "weixin://wxpay/bizpayurl?pr="
 _PREPAY_ID = re.compile(r"^wx\d{14}[0-9a-f]{20}$")
 _API = "/wechat/v3/"
 Work = Callable[[], Reply]
+# One API call's work, once its merchant is authenticated: (merchant, request, raw body).
+Handler = Callable[[WechatCredentials, Request, bytes], Awaitable[Reply]]
 
 
 class EchoRate(BaseModel):
@@ -167,7 +169,7 @@ class WechatChannel:
         self,
         request: Request,
         label: str,
-        handler: Callable[[WechatCredentials, Request, bytes], Any],
+        handler: Handler,
     ) -> Response:
         """Authenticate one call, answer it (signed), log it; hold the answer on a time-out."""
         body = await request.body()
@@ -177,7 +179,7 @@ class WechatChannel:
                 request.method, _signed_target(request), body, request.headers
             )
             mchid = account.mchid
-            reply: Reply = await handler(account, request, body)
+            reply = await handler(account, request, body)
         except WechatError as error:
             reply = Reply.failure(error)
         self._log(label, mchid, request, body, reply)
