@@ -259,3 +259,31 @@ async def test_notification_faults_on_the_wechat_channel_only(
         (2, "duplicate"),
     ]
     assert wechat_receiver.bodies[0] == wechat_receiver.bodies[1]
+
+
+async def test_a_delayed_or_reordered_notification_is_overtaken(
+    quiet: WechatEnv, wechat_receiver: WechatReceiver
+) -> None:
+    wechat = quiet
+    wechat.env.sandbox.set_faults(
+        FaultSettings(
+            notify_reorder_s=60,
+            notify_delay_s=(5, 5),
+            channels={"wechat": FaultRates(notify_reorder_rate=1.0)},
+        )
+    )
+    await wechat.paid("n_wx_late", notify_url=wechat_receiver.url)
+    wechat.env.sandbox.set_faults(FaultSettings())
+    await wechat.paid("n_wx_next", notify_url=wechat_receiver.url)
+    assert await wechat.env.sandbox.deliver_due() == 1
+    wechat.env.clock.advance(timedelta(seconds=64))
+    assert await wechat.env.sandbox.deliver_due() == 0
+    wechat.env.clock.advance(timedelta(seconds=1))
+    assert await wechat.env.sandbox.deliver_due() == 1
+    assert len(wechat_receiver.bodies) == 2
+    assert [v["resource"]["out_trade_no"] for v in wechat_receiver.verified if v] == [
+        "n_wx_next",
+        "n_wx_late",
+    ]
+    [late] = wechat.env.sandbox.deliveries("n_wx_late")
+    assert (late.at - START, late.ok) == (timedelta(seconds=65), True)
