@@ -3,14 +3,16 @@
 Close-before-new asks WeChat to close the open trade before opening another; inside those five
 minutes WeChat refuses, so the new apply answers 409 ``payment_outcome_unknown`` (retryable) and
 the old trade stays CLOSING, still payable by the shopper. Once five minutes have passed the
-same apply closes it and opens the new trade; and a payment of the old trade meanwhile pays the
-order, once.
+same apply closes it and opens the new trade; a payment of the old trade meanwhile pays the
+order, once; and an order WeChat took while its create timed out waits out the window too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from payonce.sandbox import FaultSettings
+from payonce.sandbox.faults import FaultRates
 from tests.integration.conftest import Live
 
 
@@ -61,3 +63,32 @@ async def test_the_old_trade_paid_inside_the_window_pays_the_order_once(live: Li
     assert (again.status_code, again.json()["code"]) == (409, "order_already_paid")
     assert [(m.kind, m.amount) for m in live.sandbox.ledger()] == [("capture", 3998)]
     assert all(d.ok for d in live.sandbox.deliveries() if d.fault is None)
+
+
+async def test_after_a_create_that_timed_out_the_next_trade_waits_for_the_window_too(
+    start_live: Any,
+) -> None:
+    """The order WeChat took while we timed out has no code we could show: it is closed first."""
+    live: Live = await start_live(provider_timeout_s=0.3)
+    order = await live.create_order()
+    live.sandbox.set_faults(
+        FaultSettings(channels={"wechat": FaultRates(create_timeout_rate=1.0)}, timeout_hold_s=1.0)
+    )
+    unanswered = await live.apply(order, "wechat", "pc")
+    assert (unanswered.status_code, unanswered.json()["code"]) == (409, "payment_outcome_unknown")
+    live.sandbox.set_faults(FaultSettings())
+    [unknown] = await live.payments(order)
+    assert unknown["status"] == "UNKNOWN"
+    assert [t["status"] for t in await live.sandbox_trades(unknown["out_trade_no"])] == ["NOTPAY"]
+
+    again = await live.apply(order, "wechat", "pc")
+    assert (again.status_code, again.json()["code"]) == (409, "payment_outcome_unknown")
+    [closing] = await live.payments(order)
+    assert closing["status"] == "CLOSING"
+
+    await live.sandbox.advance_clock(5 * 60)
+    opened = await live.apply(order, "wechat", "pc")
+    assert opened.status_code == 201, opened.text
+    newest, oldest = await live.payments(order)
+    assert (oldest["status"], newest["status"]) == ("CLOSED", "PAYING")
+    assert [t["status"] for t in await live.sandbox_trades(oldest["out_trade_no"])] == ["CLOSED"]
