@@ -13,6 +13,7 @@ from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.feed.memory import InProcessFeed
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.providers.alipay import AlipayProvider, AlipaySettings
+from payonce.adapters.providers.wechat import WechatProvider, WechatSettings
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.config import Settings
@@ -92,7 +93,49 @@ def sandbox_providers(
             ),
             clock,
         ),
+        Channel.WECHAT: WechatProvider(
+            WechatSettings(
+                mchid=keys.wechat.mchid,
+                appid=keys.wechat.appid,
+                merchant_private_key_pem=keys.wechat.merchant_private_key_pem,
+                merchant_serial_no=keys.wechat.merchant_serial_no,
+                apiv3_key=keys.wechat.apiv3_key,
+                platform_public_key_pem=keys.wechat.platform_public_key_pem,
+                platform_public_key_id=keys.wechat.platform_public_key_id,
+                gateway_url=f"{link.base}/wechat",
+                notify_url=f"{public_url}/api/notify/wechat",
+                timeout_s=timeout_s,
+            ),
+            clock,
+        ),
     }
+
+
+def _wechat_account(settings: Settings, *, public_url: str) -> WechatSettings | None:
+    """The real WeChat Pay account in ``settings``, when all of it is there."""
+    s = settings
+    if not (
+        s.wechat_mchid
+        and s.wechat_appid
+        and s.wechat_private_key
+        and s.wechat_cert_serial_no
+        and s.wechat_apiv3_key
+        and s.wechat_public_key
+        and s.wechat_public_key_id
+    ):
+        return None
+    return WechatSettings(
+        mchid=s.wechat_mchid,
+        appid=s.wechat_appid,
+        merchant_private_key_pem=s.wechat_private_key.get_secret_value(),
+        merchant_serial_no=s.wechat_cert_serial_no,
+        apiv3_key=s.wechat_apiv3_key.get_secret_value(),
+        platform_public_key_pem=s.wechat_public_key,
+        platform_public_key_id=s.wechat_public_key_id,
+        gateway_url=s.wechat_gateway,
+        notify_url=f"{public_url}/api/notify/wechat",
+        timeout_s=s.provider_timeout_s,
+    )
 
 
 def account_providers(
@@ -118,6 +161,9 @@ def account_providers(
             ),
             clock,
         )
+    wechat = _wechat_account(settings, public_url=public_url)
+    if wechat is not None:
+        providers[Channel.WECHAT] = WechatProvider(wechat, clock)
     return providers
 
 

@@ -36,6 +36,30 @@ class Settings(BaseSettings):
     alipay_public_key: str | None = None
     alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
 
+    # A real WeChat Pay (v3) merchant account, in public-key mode: the merchant's API key and
+    # its certificate serial, the APIv3 key (32 characters), the platform public key and its id.
+    wechat_mchid: str | None = None
+    wechat_appid: str | None = None
+    wechat_private_key: SecretStr | None = None
+    wechat_cert_serial_no: str | None = None
+    wechat_apiv3_key: SecretStr | None = None
+    wechat_public_key: str | None = None
+    wechat_public_key_id: str | None = None
+    wechat_gateway: str = "https://api.mch.weixin.qq.com"
+
+    @property
+    def wechat_account(self) -> tuple[object, ...]:
+        """Every part of the WeChat Pay account; all or none must be set."""
+        return (
+            self.wechat_mchid,
+            self.wechat_appid,
+            self.wechat_private_key,
+            self.wechat_cert_serial_no,
+            self.wechat_apiv3_key,
+            self.wechat_public_key,
+            self.wechat_public_key_id,
+        )
+
     @property
     def sandbox_mounted(self) -> bool:
         if self.mount_sandbox is not None:
@@ -73,6 +97,16 @@ class Settings(BaseSettings):
             problems.append(
                 "Alipay needs PAYONCE_ALIPAY_APP_ID, _SELLER_ID, _PRIVATE_KEY and _PUBLIC_KEY"
             )
+        wechat = self.wechat_account
+        if any(wechat) and not all(wechat):
+            # Without any one part, every call or every notification would be refused.
+            problems.append(
+                "WeChat Pay needs PAYONCE_WECHAT_MCHID, _APPID, _PRIVATE_KEY, _CERT_SERIAL_NO, "
+                "_APIV3_KEY, _PUBLIC_KEY and _PUBLIC_KEY_ID"
+            )
+        apiv3 = self.wechat_apiv3_key
+        if apiv3 is not None and len(apiv3.get_secret_value()) != 32:
+            problems.append("PAYONCE_WECHAT_APIV3_KEY must be 32 characters (an AES-256 key)")
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.
             raise ValueError("production settings refused: " + "; ".join(problems))

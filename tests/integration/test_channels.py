@@ -38,6 +38,9 @@ CASES = {
     "alipay-pc": ChannelCase("alipay", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
     "alipay-wap": ChannelCase("alipay", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
     "alipay-app": ChannelCase("alipay", "CNY", "app", "app_order", "order_string", _scan_and_pay),
+    "wechat-pc": ChannelCase("wechat", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
+    "wechat-wap": ChannelCase("wechat", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
+    "wechat-app": ChannelCase("wechat", "CNY", "app", "app_order", "prepay_id", _scan_and_pay),
 }
 
 

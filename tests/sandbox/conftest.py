@@ -17,6 +17,7 @@ from sandbox_harness import (
     serve,
     staged,
 )
+from wechat_harness import WechatEnv, WechatReceiver, wechat_receiver_app
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.sandbox import AlipayCredentials, SandboxKeys
@@ -73,4 +74,38 @@ async def receiver_server(
 def receiver(receiver_server: tuple[str, _ReceiverSlot]) -> Receiver:
     url, slot = receiver_server
     slot.current = Receiver(url=url)
+    return slot.current
+
+
+# WeChat Pay: the merchant's view of the sandbox, and a notify endpoint speaking its format.
+
+
+@pytest.fixture
+def wechat(env: Env, keys: SandboxKeys) -> WechatEnv:
+    return WechatEnv(env=env, credentials=keys.wechat)
+
+
+class _WechatReceiverSlot:
+    def __init__(self) -> None:
+        self.current: WechatReceiver | None = None
+
+    def get(self) -> WechatReceiver:
+        assert self.current is not None, "no WeChat receiver in this test"
+        return self.current
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def wechat_receiver_server(
+    keys: SandboxKeys,
+) -> AsyncIterator[tuple[str, _WechatReceiverSlot]]:
+    sock, base = bound_socket()
+    slot = _WechatReceiverSlot()
+    async with serve(wechat_receiver_app(keys.wechat, slot.get), sock):
+        yield f"{base}/wechat/notify", slot
+
+
+@pytest.fixture
+def wechat_receiver(wechat_receiver_server: tuple[str, _WechatReceiverSlot]) -> WechatReceiver:
+    url, slot = wechat_receiver_server
+    slot.current = WechatReceiver(url=url)
     return slot.current

@@ -8,6 +8,15 @@ from pydantic import ValidationError
 from payonce.config import Settings
 
 PRODUCTION = {"env": "production", "api_key": "k" * 32, "public_url": "https://pay.example"}
+WECHAT = {
+    "wechat_mchid": "1900000109",
+    "wechat_appid": "wxd678efh567hg6787",
+    "wechat_private_key": "-----BEGIN PRIVATE KEY-----...",
+    "wechat_cert_serial_no": "444F4864EA9B34415",
+    "wechat_apiv3_key": "a" * 32,
+    "wechat_public_key": "-----BEGIN PUBLIC KEY-----...",
+    "wechat_public_key_id": "PUB_KEY_ID_0114232134912410000000000000",
+}
 
 
 def test_development_needs_no_settings() -> None:
@@ -30,8 +39,17 @@ def test_production_with_its_essentials_starts_without_the_sandbox() -> None:
         ({"mount_sandbox": True}, "sandbox"),
         ({"sandbox_url": "http://127.0.0.1:8100/sandbox"}, "SANDBOX_URL"),
         ({"alipay_app_id": "2021000000000001"}, "SELLER_ID"),
+        ({"wechat_mchid": "1900000109"}, "PAYONCE_WECHAT_MCHID, _APPID"),
+        ({k: v for k, v in WECHAT.items() if k != "wechat_public_key_id"}, "_PUBLIC_KEY_ID"),
+        ({**WECHAT, "wechat_apiv3_key": "short"}, "PAYONCE_WECHAT_APIV3_KEY must be 32"),
     ],
 )
 def test_production_refuses(changes: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         Settings(**{**PRODUCTION, **changes})  # type: ignore[arg-type]
+
+
+def test_production_takes_a_whole_wechat_account() -> None:
+    settings = Settings(**{**PRODUCTION, **WECHAT})  # type: ignore[arg-type]
+    assert settings.wechat_apiv3_key is not None
+    assert "a" * 32 not in repr(settings)  # secrets stay out of logs

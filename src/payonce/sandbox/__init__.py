@@ -4,5 +4,13 @@ from payonce.sandbox.app import Sandbox, sandbox_root_app
 from payonce.sandbox.credentials import AlipayCredentials
 from payonce.sandbox.faults import FaultSettings
 from payonce.sandbox.keys import SandboxKeys
+from payonce.sandbox.wechat_credentials import WechatCredentials
 
-__all__ = ["AlipayCredentials", "FaultSettings", "Sandbox", "SandboxKeys", "sandbox_root_app"]
+__all__ = [
+    "AlipayCredentials",
+    "FaultSettings",
+    "Sandbox",
+    "SandboxKeys",
+    "WechatCredentials",
+    "sandbox_root_app",
+]
