@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     alipay_public_key: str | None = None
     alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
 
+    # A real boleto PSP account (production): the API root, the secret key, the account id that
+    # webhooks must name, and the webhook signing secret.
+    boleto_api_url: str | None = None
+    boleto_api_key: SecretStr | None = None
+    boleto_account_id: str | None = None
+    boleto_webhook_secret: SecretStr | None = None
+
     @property
     def sandbox_mounted(self) -> bool:
         if self.mount_sandbox is not None:
@@ -72,6 +79,17 @@ class Settings(BaseSettings):
             # Without the seller id every genuine notification would be refused as foreign.
             problems.append(
                 "Alipay needs PAYONCE_ALIPAY_APP_ID, _SELLER_ID, _PRIVATE_KEY and _PUBLIC_KEY"
+            )
+        boleto = (
+            self.boleto_api_url,
+            self.boleto_api_key,
+            self.boleto_account_id,
+            self.boleto_webhook_secret,
+        )
+        if any(boleto) and not all(boleto):
+            # Without the account id or the secret every genuine webhook would be refused.
+            problems.append(
+                "Boleto needs PAYONCE_BOLETO_API_URL, _API_KEY, _ACCOUNT_ID and _WEBHOOK_SECRET"
             )
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.

@@ -86,4 +86,30 @@ ALIPAY = Kit(
     pay=_alipay_pay,
 )
 
-KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY,)}
+async def _boleto_pay(env: KitEnv, action: Action) -> None:
+    """Pay at the bank, then wait out the clearing (1 to 3 business days) a day at a time."""
+    paid = await env.wallet("pay", BOLETO.code(action))
+    out_trade_no = paid.json()["out_trade_no"]
+    for _ in range(10):
+        await env.sandbox.advance_clock(86400)
+        if [m.kind for m in env.sandbox.ledger(out_trade_no)] == ["capture"]:
+            return
+    raise AssertionError(f"boleto {out_trade_no} was not confirmed within ten days")
+
+
+BOLETO = Kit(
+    channel=Channel.BOLETO,
+    currency="BRL",
+    actions={
+        Platform.PC: (ActionType.VOUCHER, "digitable_line"),
+        Platform.WAP: (ActionType.VOUCHER, "digitable_line"),
+        Platform.APP: (ActionType.VOUCHER, "digitable_line"),
+    },
+    # The charge exists from its creation: a voucher is issued, not opened by the shopper.
+    before_scan=TradeState.OPEN,
+    after_pay=TradeState.PAID,
+    closable=False,
+    pay=_boleto_pay,
+)
+
+KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY, BOLETO)}

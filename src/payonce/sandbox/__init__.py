@@ -1,8 +1,16 @@
 """The provider sandbox: a simulator of four payment channels, with a wallet and a ledger."""
 
 from payonce.sandbox.app import Sandbox, sandbox_root_app
+from payonce.sandbox.boleto_wire import BoletoCredentials
 from payonce.sandbox.credentials import AlipayCredentials
 from payonce.sandbox.faults import FaultSettings
 from payonce.sandbox.keys import SandboxKeys
 
-__all__ = ["AlipayCredentials", "FaultSettings", "Sandbox", "SandboxKeys", "sandbox_root_app"]
+__all__ = [
+    "AlipayCredentials",
+    "BoletoCredentials",
+    "FaultSettings",
+    "Sandbox",
+    "SandboxKeys",
+    "sandbox_root_app",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from payonce.sandbox.alipay import build_alipay
+from payonce.sandbox.boleto import build_boleto
 from payonce.sandbox.channel import SandboxChannel, SandboxContext
 from payonce.sandbox.keys import SandboxKeys
 
@@ -10,4 +11,5 @@ from payonce.sandbox.keys import SandboxKeys
 def build_channels(context: SandboxContext, keys: SandboxKeys) -> list[SandboxChannel]:
     return [
         build_alipay(context, keys.alipay),
+        build_boleto(context, keys.boleto),
     ]
