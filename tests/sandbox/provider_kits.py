@@ -86,6 +86,7 @@ ALIPAY = Kit(
     pay=_alipay_pay,
 )
 
+
 async def _boleto_pay(env: KitEnv, action: Action) -> None:
     """Pay at the bank, then wait out the clearing (1 to 3 business days) a day at a time."""
     paid = await env.wallet("pay", BOLETO.code(action))

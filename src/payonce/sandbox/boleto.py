@@ -38,7 +38,7 @@ from payonce.sandbox.boleto_charges import (
 )
 from payonce.sandbox.boleto_codes import barcode_from_any, itf_bars
 from payonce.sandbox.boleto_notices import ACCOUNT_NAME, BoletoNotices
-from payonce.sandbox.boleto_requests import ChargeIn, RefundIn, parse
+from payonce.sandbox.boleto_requests import ChargeIn, RefundIn, parse, reference_of
 from payonce.sandbox.boleto_wire import (
     BoletoCredentials,
     BoletoError,
@@ -111,7 +111,9 @@ class BoletoChannel:
                 charge, created = self._book.issue(terms)
                 return self._charge_answer(charge, 201 if created else 200)
 
-            return await self._serve(request, "POST /charges", "create", work)
+            return await self._serve(
+                request, "POST /charges", "create", work, code=reference_of(raw)
+            )
 
         @router.get(f"{API}/charges", response_model=None)
         async def by_code(request: Request, code: str = "") -> Response:
@@ -205,7 +207,9 @@ class BoletoChannel:
                 answer = work(account_id)
         except BoletoError as error:
             body = {"message": error.message, "code": error.code}
-            answer = Answer(error.status, body, code, charge_id, error=error.code)
+            known = self._book.lookup(charge_id) if charge_id else None
+            reference = known.code if known is not None else code
+            answer = Answer(error.status, body, reference, charge_id, error=error.code)
         held = fault == "timeout"
         self._calls.record(
             GatewayCall(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Literal, TypeVar
 
@@ -73,3 +74,13 @@ def parse(model: type[Model], raw: bytes) -> Model:
             for item in error.errors()
         )
         raise BoletoError(422, "invalid_request", f"The request is invalid. {details}") from error
+
+
+def reference_of(raw: bytes) -> str | None:
+    """The ``code`` a body names, if any, for the call log (even of a refused request)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
