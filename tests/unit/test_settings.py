@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from payonce.adapters.clock import SystemClock
+from payonce.bootstrap import account_providers
 from payonce.config import Settings
+from payonce.domain.channels import Channel
 
 PRODUCTION = {"env": "production", "api_key": "k" * 32, "public_url": "https://pay.example"}
 
@@ -30,8 +33,22 @@ def test_production_with_its_essentials_starts_without_the_sandbox() -> None:
         ({"mount_sandbox": True}, "sandbox"),
         ({"sandbox_url": "http://127.0.0.1:8100/sandbox"}, "SANDBOX_URL"),
         ({"alipay_app_id": "2021000000000001"}, "SELLER_ID"),
+        ({"boleto_api_key": "sk_live_x", "boleto_account_id": "acc_1"}, "_WEBHOOK_SECRET"),
     ],
 )
 def test_production_refuses(changes: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         Settings(**{**PRODUCTION, **changes})  # type: ignore[arg-type]
+
+
+def test_a_complete_boleto_account_is_wired_to_its_adapter() -> None:
+    boleto = {
+        "boleto_api_url": "https://psp.example/v1",
+        "boleto_api_key": "sk_live_x",
+        "boleto_account_id": "acc_live",
+        "boleto_webhook_secret": "whsec_x",
+    }
+    settings = Settings(**{**PRODUCTION, **boleto})  # type: ignore[arg-type]
+    providers = account_providers(settings, public_url="https://pay.example", clock=SystemClock())
+    assert list(providers) == [Channel.BOLETO]
+    assert providers[Channel.BOLETO].merchant_id == "acc_live"
