@@ -348,3 +348,12 @@ async def test_query_and_refund_faults(env: Env) -> None:
     assert (await psp.refund(charge["id"], "r_16", 3998)).status_code == 200
     assert [m.kind for m in env.sandbox.ledger("b_16")] == ["capture", "refund"]
     assert boleto_channel(env).confirmation_at("b_16") is not None
+
+
+async def test_the_wallet_page_shows_the_boleto_in_reais(env: Env) -> None:
+    charge = await Psp(env).charge("b_17", due="2026-11-28")
+    page = await env.http.get(f"{env.url}/wallet", params={"code": charge["boleto"]["barcode"]})
+    assert page.status_code == 200
+    assert "R$ 39.98" in page.text
+    assert "Due 2026-11-28; payable through 2026-11-30." in page.text
+    assert charge["boleto"]["digitable_line"] in page.text  # what its Pay button sends
