@@ -1,5 +1,7 @@
-"""How apply treats a channel that cannot close: the same voucher on a repeat, a second voucher
-beside the first (whose payment is an extra capture), and unanswered creates settled by query.
+"""How apply treats boleto, a channel that cannot close its trades.
+
+The same voucher on a repeat, a second voucher beside the first (whose payment is an extra
+capture), and unanswered creates settled by query.
 
 These pin today's behaviour: at-most-once on boleto rests on refunding the extra capture, which
 payonce announces (``payment.extra_captured``) but does not yet make.

@@ -1,5 +1,7 @@
-"""The boleto PSP: its API's wire format, paying at a bank, the clearing's business days, the
-vouchers' payable window, refunds, the ledger, the trade list and the statement."""
+"""The boleto PSP: its API, paying at a bank, clearing days, payable window, refunds, books.
+
+Also the ledger, the trade list, the statement and the faults of its calls.
+"""
 
 from __future__ import annotations
 

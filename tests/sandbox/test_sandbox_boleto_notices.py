@@ -1,5 +1,7 @@
-"""The boleto PSP's webhooks: signed JSON events, sent on confirmation and refund, retried on the
-PSP's schedule until a 2xx, dropped, duplicated and forged on demand."""
+"""The boleto PSP's webhooks: signed JSON events, retried on the PSP's schedule until a 2xx.
+
+Sent on confirmation and on refund; dropped, duplicated and forged on demand.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The boleto channel: its PSP's REST API (charges, refunds, the voucher page) and its wallet side
-("pay at a bank"), with the clearing that confirms payments business days later.
+"""The boleto channel: its PSP's REST API (charges, refunds, voucher page) and its wallet side.
+
+The shopper pays at a bank; the clearing confirms the payment business days later.
 
 Endpoints, under the sandbox's mount (all JSON, ``Authorization: Basic base64(<api key>:)``):
 ``POST /boleto/v1/charges`` · ``GET /boleto/v1/charges?code=`` · ``GET /boleto/v1/charges/{id}``
@@ -123,10 +124,10 @@ class BoletoChannel:
                 if not code:
                     raise BoletoError(422, "invalid_request", "Filter by code is required.")
                 charge = self._book.find(account_id, code)
-                data = [self._json(charge)] if charge is not None else []
-                answer = Answer(200, {"data": data, "paging": {"total": len(data)}}, code)
-                answer.trade_no = charge.id if charge is not None else None
-                return answer
+                if charge is None:
+                    return Answer(200, {"data": [], "paging": {"total": 0}}, code)
+                listed = {"data": [self._json(charge)], "paging": {"total": 1}}
+                return Answer(200, listed, code, charge.id)
 
             return await self._serve(request, "GET /charges", "query", work, code=code)
 

@@ -1,5 +1,4 @@
-"""The boleto PSP's book: every charge's life (issued, paid at a bank, confirmed, expired,
-refunded) and the money each step moves."""
+"""The boleto PSP's book: each charge's life from issue to refund, and the money each step moves."""
 
 from __future__ import annotations
 
