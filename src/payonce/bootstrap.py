@@ -13,6 +13,7 @@ from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.feed.memory import InProcessFeed
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.providers.alipay import AlipayProvider, AlipaySettings
+from payonce.adapters.providers.boleto import BoletoProvider, BoletoSettings
 from payonce.adapters.providers.wechat import WechatProvider, WechatSettings
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
@@ -108,6 +109,17 @@ def sandbox_providers(
             ),
             clock,
         ),
+        Channel.BOLETO: BoletoProvider(
+            BoletoSettings(
+                api_url=f"{link.base}/boleto/v1",
+                api_key=keys.boleto.api_key,
+                account_id=keys.boleto.account_id,
+                webhook_secret=keys.boleto.webhook_secret,
+                notify_url=f"{public_url}/api/notify/boleto",
+                timeout_s=timeout_s,
+            ),
+            clock,
+        ),
     }
 
 
@@ -164,6 +176,23 @@ def account_providers(
     wechat = _wechat_account(settings, public_url=public_url)
     if wechat is not None:
         providers[Channel.WECHAT] = WechatProvider(wechat, clock)
+    if (
+        settings.boleto_api_url
+        and settings.boleto_api_key
+        and settings.boleto_account_id
+        and settings.boleto_webhook_secret
+    ):
+        providers[Channel.BOLETO] = BoletoProvider(
+            BoletoSettings(
+                api_url=settings.boleto_api_url,
+                api_key=settings.boleto_api_key.get_secret_value(),
+                account_id=settings.boleto_account_id,
+                webhook_secret=settings.boleto_webhook_secret.get_secret_value(),
+                notify_url=f"{public_url}/api/notify/boleto",
+                timeout_s=settings.provider_timeout_s,
+            ),
+            clock,
+        )
     return providers
 
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
             self.wechat_public_key_id,
         )
 
+    # A real boleto PSP account (production): the API root, the secret key, the account id that
+    # webhooks must name, and the webhook signing secret.
+    boleto_api_url: str | None = None
+    boleto_api_key: SecretStr | None = None
+    boleto_account_id: str | None = None
+    boleto_webhook_secret: SecretStr | None = None
+
     @property
     def sandbox_mounted(self) -> bool:
         if self.mount_sandbox is not None:
@@ -107,6 +114,17 @@ class Settings(BaseSettings):
         apiv3 = self.wechat_apiv3_key
         if apiv3 is not None and len(apiv3.get_secret_value()) != 32:
             problems.append("PAYONCE_WECHAT_APIV3_KEY must be 32 characters (an AES-256 key)")
+        boleto = (
+            self.boleto_api_url,
+            self.boleto_api_key,
+            self.boleto_account_id,
+            self.boleto_webhook_secret,
+        )
+        if any(boleto) and not all(boleto):
+            # Without the account id or the secret every genuine webhook would be refused.
+            problems.append(
+                "Boleto needs PAYONCE_BOLETO_API_URL, _API_KEY, _ACCOUNT_ID and _WEBHOOK_SECRET"
+            )
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.
             raise ValueError("production settings refused: " + "; ".join(problems))

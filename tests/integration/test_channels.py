@@ -34,6 +34,18 @@ async def _scan_and_pay(live: Live, code: str) -> None:
     await live.sandbox.deliver_due()
 
 
+async def _pay_at_bank_and_wait(live: Live, code: str) -> None:
+    """Pay the boleto at a bank; the PSP confirms it 1 to 3 business days later, then notifies."""
+    paid = await live.wallet("pay", code)
+    assert paid.status_code == 200, paid.text
+    out_trade_no = paid.json()["out_trade_no"]
+    for _ in range(10):
+        await live.sandbox.advance_clock(86400)
+        if live.sandbox.ledger(out_trade_no):
+            return
+    raise AssertionError(f"boleto {out_trade_no} was not confirmed within ten days")
+
+
 CASES = {
     "alipay-pc": ChannelCase("alipay", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
     "alipay-wap": ChannelCase("alipay", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
@@ -41,6 +53,10 @@ CASES = {
     "wechat-pc": ChannelCase("wechat", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
     "wechat-wap": ChannelCase("wechat", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
     "wechat-app": ChannelCase("wechat", "CNY", "app", "app_order", "prepay_id", _scan_and_pay),
+    "boleto-pc": ChannelCase(
+        "boleto", "BRL", "pc", "voucher", "digitable_line", _pay_at_bank_and_wait
+    ),
+    "boleto-wap": ChannelCase("boleto", "BRL", "wap", "voucher", "barcode", _pay_at_bank_and_wait),
 }
 
 

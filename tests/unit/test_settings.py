@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from payonce.adapters.clock import SystemClock
+from payonce.bootstrap import account_providers
 from payonce.config import Settings
+from payonce.domain.channels import Channel
 
 PRODUCTION = {"env": "production", "api_key": "k" * 32, "public_url": "https://pay.example"}
 WECHAT = {
@@ -42,6 +45,7 @@ def test_production_with_its_essentials_starts_without_the_sandbox() -> None:
         ({"wechat_mchid": "1900000109"}, "PAYONCE_WECHAT_MCHID, _APPID"),
         ({k: v for k, v in WECHAT.items() if k != "wechat_public_key_id"}, "_PUBLIC_KEY_ID"),
         ({**WECHAT, "wechat_apiv3_key": "short"}, "PAYONCE_WECHAT_APIV3_KEY must be 32"),
+        ({"boleto_api_key": "sk_live_x", "boleto_account_id": "acc_1"}, "_WEBHOOK_SECRET"),
     ],
 )
 def test_production_refuses(changes: dict[str, object], complaint: str) -> None:
@@ -53,3 +57,16 @@ def test_production_takes_a_whole_wechat_account() -> None:
     settings = Settings(**{**PRODUCTION, **WECHAT})  # type: ignore[arg-type]
     assert settings.wechat_apiv3_key is not None
     assert "a" * 32 not in repr(settings)  # secrets stay out of logs
+
+
+def test_a_complete_boleto_account_is_wired_to_its_adapter() -> None:
+    boleto = {
+        "boleto_api_url": "https://psp.example/v1",
+        "boleto_api_key": "sk_live_x",
+        "boleto_account_id": "acc_live",
+        "boleto_webhook_secret": "whsec_x",
+    }
+    settings = Settings(**{**PRODUCTION, **boleto})  # type: ignore[arg-type]
+    providers = account_providers(settings, public_url="https://pay.example", clock=SystemClock())
+    assert list(providers) == [Channel.BOLETO]
+    assert providers[Channel.BOLETO].merchant_id == "acc_live"

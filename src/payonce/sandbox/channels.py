@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from payonce.sandbox.alipay import build_alipay
+from payonce.sandbox.boleto import build_boleto
 from payonce.sandbox.channel import SandboxChannel, SandboxContext
 from payonce.sandbox.keys import SandboxKeys
 from payonce.sandbox.wechat import build_wechat
@@ -12,4 +13,5 @@ def build_channels(context: SandboxContext, keys: SandboxKeys) -> list[SandboxCh
     return [
         build_alipay(context, keys.alipay),
         build_wechat(context, keys.wechat),
+        build_boleto(context, keys.boleto),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from payonce.sandbox.boleto_wire import BoletoCredentials
 from payonce.sandbox.credentials import AlipayCredentials
 from payonce.sandbox.wechat_credentials import WechatCredentials
 
@@ -15,6 +16,7 @@ class SandboxKeys:
 
     alipay: AlipayCredentials
     wechat: WechatCredentials = field(default_factory=WechatCredentials.generate)
+    boleto: BoletoCredentials = field(default_factory=BoletoCredentials.generate)
 
     @classmethod
     def generate(cls) -> SandboxKeys:
@@ -26,4 +28,5 @@ class SandboxKeys:
         return cls(
             alipay=AlipayCredentials.load_or_create(directory / "alipay.json"),
             wechat=WechatCredentials.load_or_create(directory / "wechat.json"),
+            boleto=BoletoCredentials.load_or_create(directory / "boleto.json"),
         )

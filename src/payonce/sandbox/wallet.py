@@ -54,7 +54,7 @@ class WalletView:
         }
 
 
-_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "BRL": "R$"}
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "BRL": "R$ "}
 
 
 def _amount(minor: int, currency: str) -> str:

@@ -18,12 +18,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import requests
+from urllib3.exceptions import NewConnectionError
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
-from payonce.errors import NotificationRejected, ProviderRejected, ProviderUnavailable
+from payonce.errors import (
+    NotificationRejected,
+    ProviderRejected,
+    ProviderRetryable,
+    ProviderUnavailable,
+)
 from payonce.ports.clock import Clock
 from payonce.ports.provider import (
     CreatedTrade,
@@ -67,6 +74,15 @@ _HEADERS = (
     "Wechatpay-Serial",
     "Wechatpay-Signature-Type",
 )
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether the request certainly did not reach WeChat: no connection was ever made."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        return isinstance(getattr(error.args[0], "reason", None), NewConnectionError)
+    return False
 
 
 @dataclass(frozen=True)
@@ -152,7 +168,10 @@ class WechatProvider:
         try:
             status, text = await asyncio.to_thread(call)
         except Exception as error:
-            raise ProviderUnavailable(f"wechat {what}: {type(error).__name__}: {error}") from error
+            detail = f"wechat {what}: {type(error).__name__}: {error}"
+            if _never_sent(error):
+                raise ProviderRetryable(detail) from error
+            raise ProviderUnavailable(detail) from error
         data = _json_object(text)
         if status == 204:
             return status, {}
