@@ -13,6 +13,7 @@ from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.feed.memory import InProcessFeed
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.providers.alipay import AlipayProvider, AlipaySettings
+from payonce.adapters.providers.paypal import PaypalProvider, PaypalSettings
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.config import Settings
@@ -92,6 +93,20 @@ def sandbox_providers(
             ),
             clock,
         ),
+        Channel.PAYPAL: PaypalProvider(
+            PaypalSettings(
+                client_id=keys.paypal.client_id,
+                client_secret=keys.paypal.client_secret,
+                merchant_id=keys.paypal.merchant_id,
+                webhook_id=keys.paypal.webhook_id,
+                webhook_cert_pem=keys.paypal.webhook_cert_pem,
+                api_base=f"{link.base}/paypal",
+                # The sandbox learns where payonce listens from the adapter's webhook update.
+                webhook_url=f"{public_url}/api/notify/paypal",
+                timeout_s=timeout_s,
+            ),
+            clock,
+        ),
     }
 
 
@@ -114,6 +129,25 @@ def account_providers(
                 alipay_public_key_pem=settings.alipay_public_key,
                 gateway_url=settings.alipay_gateway,
                 notify_url=f"{public_url}/api/notify/alipay",
+                timeout_s=settings.provider_timeout_s,
+            ),
+            clock,
+        )
+    if (
+        settings.paypal_client_id
+        and settings.paypal_client_secret
+        and settings.paypal_merchant_id
+        and settings.paypal_webhook_id
+        and settings.paypal_webhook_cert
+    ):
+        providers[Channel.PAYPAL] = PaypalProvider(
+            PaypalSettings(
+                client_id=settings.paypal_client_id,
+                client_secret=settings.paypal_client_secret.get_secret_value(),
+                merchant_id=settings.paypal_merchant_id,
+                webhook_id=settings.paypal_webhook_id,
+                webhook_cert_pem=settings.paypal_webhook_cert,
+                api_base=settings.paypal_api_base,
                 timeout_s=settings.provider_timeout_s,
             ),
             clock,

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     alipay_public_key: str | None = None
     alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
 
+    # A real PayPal REST app: its client credentials, our payee (merchant) id, the webhook
+    # configured in PayPal's dashboard and the certificate its deliveries are signed with (PEM).
+    paypal_client_id: str | None = None
+    paypal_client_secret: SecretStr | None = None
+    paypal_merchant_id: str | None = None
+    paypal_webhook_id: str | None = None
+    paypal_webhook_cert: str | None = None
+    paypal_api_base: str = "https://api-m.paypal.com"
+
     @property
     def sandbox_mounted(self) -> bool:
         if self.mount_sandbox is not None:
@@ -72,6 +81,20 @@ class Settings(BaseSettings):
             # Without the seller id every genuine notification would be refused as foreign.
             problems.append(
                 "Alipay needs PAYONCE_ALIPAY_APP_ID, _SELLER_ID, _PRIVATE_KEY and _PUBLIC_KEY"
+            )
+        paypal = (
+            self.paypal_client_id,
+            self.paypal_client_secret,
+            self.paypal_merchant_id,
+            self.paypal_webhook_id,
+            self.paypal_webhook_cert,
+        )
+        if any(paypal) and not all(paypal):
+            # Without the webhook id and certificate no webhook verifies; without the merchant
+            # id every genuine one would be refused as foreign.
+            problems.append(
+                "PayPal needs PAYONCE_PAYPAL_CLIENT_ID, _CLIENT_SECRET, _MERCHANT_ID, "
+                "_WEBHOOK_ID and _WEBHOOK_CERT"
             )
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.

@@ -34,10 +34,20 @@ async def _scan_and_pay(live: Live, code: str) -> None:
     await live.sandbox.deliver_due()
 
 
+async def _approve(live: Live, code: str) -> None:
+    """PayPal: the buyer opens the approve link and approves; payonce captures on the webhook."""
+    assert (await live.wallet("scan", code)).status_code == 200
+    assert (await live.wallet("pay", code)).status_code == 200
+    await live.sandbox.deliver_due()
+
+
 CASES = {
     "alipay-pc": ChannelCase("alipay", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
     "alipay-wap": ChannelCase("alipay", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
     "alipay-app": ChannelCase("alipay", "CNY", "app", "app_order", "order_string", _scan_and_pay),
+    "paypal-pc": ChannelCase("paypal", "USD", "pc", "redirect_url", "redirect_url", _approve),
+    "paypal-wap": ChannelCase("paypal", "EUR", "wap", "redirect_url", "redirect_url", _approve),
+    "paypal-app": ChannelCase("paypal", "GBP", "app", "redirect_url", "redirect_url", _approve),
 }
 
 

@@ -86,4 +86,23 @@ ALIPAY = Kit(
     pay=_alipay_pay,
 )
 
-KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY,)}
+
+async def _paypal_approve(env: KitEnv, action: Action) -> None:
+    """The buyer approves at the approve link; the merchant still has to capture."""
+    await env.wallet("pay", PAYPAL.code(action))
+
+
+# Every platform gets the same redirect to PayPal's approval page.
+_PAYPAL_REDIRECT = (ActionType.REDIRECT_URL, "redirect_url")
+PAYPAL = Kit(
+    channel=Channel.PAYPAL,
+    currency="USD",
+    actions={platform: _PAYPAL_REDIRECT for platform in Platform},
+    # The order exists from create on, waiting for the buyer.
+    before_scan=TradeState.OPEN,
+    after_pay=TradeState.APPROVED,
+    closable=True,
+    pay=_paypal_approve,
+)
+
+KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY, PAYPAL)}

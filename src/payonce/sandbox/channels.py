@@ -5,9 +5,11 @@ from __future__ import annotations
 from payonce.sandbox.alipay import build_alipay
 from payonce.sandbox.channel import SandboxChannel, SandboxContext
 from payonce.sandbox.keys import SandboxKeys
+from payonce.sandbox.paypal import build_paypal
 
 
 def build_channels(context: SandboxContext, keys: SandboxKeys) -> list[SandboxChannel]:
     return [
         build_alipay(context, keys.alipay),
+        build_paypal(context, keys.paypal),
     ]

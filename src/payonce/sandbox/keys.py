@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from payonce.sandbox.credentials import AlipayCredentials
+from payonce.sandbox.paypal_credentials import PaypalCredentials
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class SandboxKeys:
     """One merchant account per channel, as registered with the sandbox."""
 
     alipay: AlipayCredentials
+    paypal: PaypalCredentials = field(default_factory=PaypalCredentials.generate)
 
     @classmethod
     def generate(cls) -> SandboxKeys:
@@ -21,4 +23,7 @@ class SandboxKeys:
     @classmethod
     def load_or_create(cls, directory: Path) -> SandboxKeys:
         """The keys stored in ``directory`` (one JSON file per channel), made on first use."""
-        return cls(alipay=AlipayCredentials.load_or_create(directory / "alipay.json"))
+        return cls(
+            alipay=AlipayCredentials.load_or_create(directory / "alipay.json"),
+            paypal=PaypalCredentials.load_or_create(directory / "paypal.json"),
+        )

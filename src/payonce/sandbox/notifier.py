@@ -193,9 +193,7 @@ class Notifier:
         )
         self._kick.set()
 
-    def render(
-        self, channel: str, notify_id: str, forgery: Forgery | None = None
-    ) -> Outgoing:
+    def render(self, channel: str, notify_id: str, forgery: Forgery | None = None) -> Outgoing:
         """A notification already scheduled, as it would be sent now, or a forged variant."""
         render = self._renders.get((channel, notify_id))
         if render is None:
