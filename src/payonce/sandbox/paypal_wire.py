@@ -184,7 +184,8 @@ def parse_money(data: object, field: str) -> tuple[int, str]:
 def capture_json(order: Order, capture: Capture, api: str) -> dict[str, Any]:
     """A capture as ``GET /v2/payments/captures/{id}`` and the PAYMENT.CAPTURE.* events show it."""
     terms = order.terms
-    fee = max(1, capture.amount * 349 // 10000 + 49) if capture.amount > 49 else 0
+    # PayPal's standard US rate, 3.49 % + 0.49 (shown to the merchant, not in the ledger).
+    fee = capture.amount * 349 // 10000 + 49 if capture.amount > 49 else 0
     body: dict[str, Any] = {
         "id": capture.id,
         "status": capture.status.value,

@@ -11,16 +11,13 @@ id for 6 hours by default (72 hours on request); beyond that an order cannot be 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from payonce.adapters.providers.paypal_http import PaypalRefusal, PaypalRest, PaypalSettings
 from payonce.adapters.providers.paypal_webhooks import WebhookVerifier
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
@@ -37,60 +34,15 @@ from payonce.ports.provider import (
     TradeState,
 )
 
-log = logging.getLogger(__name__)
+__all__ = ["PaypalProvider", "PaypalSettings"]
 
 ORDERS = "/v2/checkout/orders"
 # Currencies with two decimals that PayPal takes (JPY, with none, is left out on purpose).
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "BRL", "HKD"})
 # The buyer can approve an order for three hours after it is created.
 APPROVAL_WINDOW = timedelta(hours=3)
-# A token is renewed this long before PayPal says it expires.
-TOKEN_MARGIN = timedelta(minutes=1)
 _OPEN = frozenset({"CREATED", "SAVED", "PAYER_ACTION_REQUIRED"})
 _APPROVE_RELS = ("payer-action", "approve")
-
-
-@dataclass(frozen=True)
-class PaypalSettings:
-    client_id: str
-    client_secret: str
-    merchant_id: str  # our payee (merchant) id: every order and webhook must name it
-    webhook_id: str
-    webhook_cert_pem: str  # the certificate PayPal signs webhooks with
-    api_base: str = "https://api-m.paypal.com"
-    # Where PayPal should post our webhooks. When set, each new token is followed by pointing
-    # the webhook there (development: the sandbox learns payonce's address). In production the
-    # webhook is configured in PayPal's dashboard and this stays unset.
-    webhook_url: str | None = None
-    timeout_s: float = 15.0
-
-    def __repr__(self) -> str:
-        return f"PaypalSettings(client_id={self.client_id!r}, merchant_id={self.merchant_id!r})"
-
-
-class PaypalRefusal(ProviderRejected):
-    """A 4xx answer in PayPal's error shape: ``name`` and the ``details[].issue`` codes."""
-
-    def __init__(self, what: str, status: int, body: Mapping[str, Any]) -> None:
-        details = body.get("details")
-        issues = [
-            str(detail.get("issue"))
-            for detail in (details if isinstance(details, list) else [])
-            if isinstance(detail, dict)
-        ]
-        self.status = status
-        self.name = str(body.get("name") or body.get("error") or status)
-        self.issues = frozenset(issues)
-        code = issues[0] if issues else self.name
-        super().__init__(
-            f"paypal {what}: {status} {self.name} {' '.join(issues)}".strip(), provider_code=code
-        )
-
-
-@dataclass
-class _Token:
-    value: str
-    expires_at: datetime
 
 
 def _create_request_id(out_trade_no: str) -> str:
@@ -132,8 +84,7 @@ class PaypalProvider:
     def __init__(self, settings: PaypalSettings, clock: Clock) -> None:
         self.settings = settings
         self._clock = clock
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
+        self._rest = PaypalRest(settings, clock)
         self._webhooks = WebhookVerifier(
             webhook_id=settings.webhook_id,
             merchant_id=settings.merchant_id,
@@ -149,114 +100,6 @@ class PaypalProvider:
         return currency in CURRENCIES  # one redirect to PayPal serves every platform
 
     # -- HTTP ------------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
-        """One connection pool per operation (token, lookup, capture share it)."""
-        async with httpx.AsyncClient(
-            base_url=self.settings.api_base, timeout=self.settings.timeout_s
-        ) as client:
-            yield client
-
-    async def _send(
-        self,
-        client: httpx.AsyncClient,
-        what: str,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | list[Any] | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """One REST call, with every failure classified at this edge.
-
-        A 401 means the token was refused before anything was done, so the call is made once
-        more with a new token. Anything that may have been acted upon without a clear answer
-        (a time-out, a dropped connection, a 5xx or 429, an answer that is not PayPal's JSON)
-        is ProviderUnavailable; a 4xx in PayPal's shape is a PaypalRefusal.
-        """
-        for attempt in (1, 2):
-            headers = {
-                "Authorization": f"Bearer {await self._access_token(client)}",
-                "Prefer": "return=representation",
-            }
-            if request_id is not None:
-                headers["PayPal-Request-Id"] = request_id
-            try:
-                response = await client.request(method, path, json=body, headers=headers)
-            except httpx.HTTPError as error:
-                raise ProviderUnavailable(
-                    f"paypal {what}: {type(error).__name__}: {error}"
-                ) from error
-            if response.status_code == 401 and attempt == 1:
-                self._token = None
-                continue
-            return self._answer(what, response)
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _answer(what: str, response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        status = response.status_code
-        if not isinstance(body, dict) or status >= 500 or status == 429:
-            raise ProviderUnavailable(f"paypal {what}: HTTP {status} {response.text[:200]!r}")
-        if status >= 400:
-            raise PaypalRefusal(what, status, body)
-        return body
-
-    async def _access_token(self, client: httpx.AsyncClient) -> str:
-        """The cached bearer token, or a new one (client credentials) once it is near expiry."""
-        token = self._token
-        if token is not None and self._clock.now() < token.expires_at - TOKEN_MARGIN:
-            return token.value
-        async with self._token_lock:
-            token = self._token
-            now = self._clock.now()
-            if token is not None and now < token.expires_at - TOKEN_MARGIN:
-                return token.value
-            token = await self._new_token(client, now)
-            self._token = token
-            if self.settings.webhook_url is not None:
-                await self._point_webhook(client, token.value, self.settings.webhook_url)
-            return token.value
-
-    async def _new_token(self, client: httpx.AsyncClient, now: datetime) -> _Token:
-        try:
-            response = await client.post(
-                "/v1/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(self.settings.client_id, self.settings.client_secret),
-                headers={"Accept": "application/json"},
-            )
-        except httpx.HTTPError as error:
-            raise ProviderUnavailable(f"paypal token: {type(error).__name__}: {error}") from error
-        if response.status_code in (400, 401):
-            raise ProviderRejected(
-                f"paypal token: {response.status_code} {response.text[:200]}",
-                provider_code="invalid_client",
-            )
-        body = self._answer("token", response)
-        value, lifetime = body.get("access_token"), body.get("expires_in")
-        if not isinstance(value, str) or not isinstance(lifetime, int) or lifetime <= 0:
-            raise ProviderUnavailable(f"paypal token: unexpected answer {sorted(body)}")
-        return _Token(value, now + timedelta(seconds=lifetime))
-
-    async def _point_webhook(self, client: httpx.AsyncClient, token: str, url: str) -> None:
-        """Point our webhook at ``url``; best effort (queries still find every payment)."""
-        try:
-            response = await client.patch(
-                f"/v1/notifications/webhooks/{self.settings.webhook_id}",
-                json=[{"op": "replace", "path": "/url", "value": url}],
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.HTTPError as error:
-            log.warning("paypal: could not point the webhook at %s: %s", url, error)
-            return
-        if response.status_code != 200:
-            log.warning("paypal: webhook update answered %s", response.status_code)
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -288,8 +131,8 @@ class PaypalProvider:
     async def create(self, request: TradeRequest) -> CreatedTrade:
         if request.amount.currency not in CURRENCIES:
             raise ProviderRejected(f"paypal takes no {request.amount.currency} here")
-        async with self._client() as client:
-            order = await self._send(
+        async with self._rest.connection() as client:
+            order = await self._rest.send(
                 client,
                 "create",
                 "POST",
@@ -335,7 +178,7 @@ class PaypalProvider:
     async def _lookup(self, client: httpx.AsyncClient, out_trade_no: str) -> dict[str, Any] | None:
         """The order made for ``out_trade_no``, as PayPal holds it now, or None if none is known."""
         try:
-            order = await self._send(
+            order = await self._rest.send(
                 client,
                 "lookup",
                 "POST",
@@ -375,7 +218,7 @@ class PaypalProvider:
         raise ProviderUnavailable(f"paypal: capture of {order_id} is {capture.get('status')}")
 
     async def query(self, out_trade_no: str) -> TradeSnapshot:
-        async with self._client() as client:
+        async with self._rest.connection() as client:
             order = await self._lookup(client, out_trade_no)
         return TradeSnapshot(TradeState.NOT_FOUND) if order is None else self._snapshot(order)
 
@@ -385,7 +228,7 @@ class PaypalProvider:
         So closing is deciding never to capture (payonce captures only PAYING or UNKNOWN
         payments): CLOSED, unless it is captured already (PAID or REFUNDED).
         """
-        async with self._client() as client:
+        async with self._rest.connection() as client:
             order = await self._lookup(client, out_trade_no)
         if order is None:
             return TradeSnapshot(TradeState.CLOSED)
@@ -398,14 +241,14 @@ class PaypalProvider:
 
     async def capture(self, out_trade_no: str) -> TradeSnapshot:
         """Capture an approved order, idempotently (one PayPal-Request-Id per trade)."""
-        async with self._client() as client:
+        async with self._rest.connection() as client:
             order = await self._lookup(client, out_trade_no)
             if order is None:
                 return TradeSnapshot(TradeState.NOT_FOUND)
             if order["status"] != "APPROVED":
                 return self._snapshot(order)
             try:
-                captured = await self._send(
+                captured = await self._rest.send(
                     client,
                     "capture",
                     "POST",
@@ -427,7 +270,7 @@ class PaypalProvider:
 
     async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
         """Refund part or all of the capture, once per ``refund_no`` (the PayPal-Request-Id)."""
-        async with self._client() as client:
+        async with self._rest.connection() as client:
             order = await self._lookup(client, out_trade_no)
             if order is None:
                 raise ProviderRejected(
@@ -439,7 +282,7 @@ class PaypalProvider:
                     f"paypal: {out_trade_no} is not captured", provider_code="ORDER_NOT_CAPTURED"
                 )
             capture_id = str(capture.get("id"))
-            refund = await self._send(
+            refund = await self._rest.send(
                 client,
                 "refund",
                 "POST",
