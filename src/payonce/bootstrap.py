@@ -14,6 +14,7 @@ from payonce.adapters.feed.memory import InProcessFeed
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.providers.alipay import AlipayProvider, AlipaySettings
 from payonce.adapters.providers.boleto import BoletoProvider, BoletoSettings
+from payonce.adapters.providers.paypal import PaypalProvider, PaypalSettings
 from payonce.adapters.providers.wechat import WechatProvider, WechatSettings
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
@@ -120,6 +121,20 @@ def sandbox_providers(
             ),
             clock,
         ),
+        Channel.PAYPAL: PaypalProvider(
+            PaypalSettings(
+                client_id=keys.paypal.client_id,
+                client_secret=keys.paypal.client_secret,
+                merchant_id=keys.paypal.merchant_id,
+                webhook_id=keys.paypal.webhook_id,
+                webhook_cert_pem=keys.paypal.webhook_cert_pem,
+                api_base=f"{link.base}/paypal",
+                # The sandbox learns where payonce listens from the adapter's webhook update.
+                webhook_url=f"{public_url}/api/notify/paypal",
+                timeout_s=timeout_s,
+            ),
+            clock,
+        ),
     }
 
 
@@ -189,6 +204,25 @@ def account_providers(
                 account_id=settings.boleto_account_id,
                 webhook_secret=settings.boleto_webhook_secret.get_secret_value(),
                 notify_url=f"{public_url}/api/notify/boleto",
+                timeout_s=settings.provider_timeout_s,
+            ),
+            clock,
+        )
+    if (
+        settings.paypal_client_id
+        and settings.paypal_client_secret
+        and settings.paypal_merchant_id
+        and settings.paypal_webhook_id
+        and settings.paypal_webhook_cert
+    ):
+        providers[Channel.PAYPAL] = PaypalProvider(
+            PaypalSettings(
+                client_id=settings.paypal_client_id,
+                client_secret=settings.paypal_client_secret.get_secret_value(),
+                merchant_id=settings.paypal_merchant_id,
+                webhook_id=settings.paypal_webhook_id,
+                webhook_cert_pem=settings.paypal_webhook_cert,
+                api_base=settings.paypal_api_base,
                 timeout_s=settings.provider_timeout_s,
             ),
             clock,

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     boleto_api_key: SecretStr | None = None
     boleto_account_id: str | None = None
     boleto_webhook_secret: SecretStr | None = None
+    # A real PayPal REST app: its client credentials, our payee (merchant) id, the webhook
+    # configured in PayPal's dashboard and the certificate its deliveries are signed with (PEM).
+    paypal_client_id: str | None = None
+    paypal_client_secret: SecretStr | None = None
+    paypal_merchant_id: str | None = None
+    paypal_webhook_id: str | None = None
+    paypal_webhook_cert: str | None = None
+    paypal_api_base: str = "https://api-m.paypal.com"
 
     @property
     def sandbox_mounted(self) -> bool:
@@ -124,6 +132,20 @@ class Settings(BaseSettings):
             # Without the account id or the secret every genuine webhook would be refused.
             problems.append(
                 "Boleto needs PAYONCE_BOLETO_API_URL, _API_KEY, _ACCOUNT_ID and _WEBHOOK_SECRET"
+            )
+        paypal = (
+            self.paypal_client_id,
+            self.paypal_client_secret,
+            self.paypal_merchant_id,
+            self.paypal_webhook_id,
+            self.paypal_webhook_cert,
+        )
+        if any(paypal) and not all(paypal):
+            # Without the webhook id and certificate no webhook verifies; without the merchant
+            # id every genuine one would be refused as foreign.
+            problems.append(
+                "PayPal needs PAYONCE_PAYPAL_CLIENT_ID, _CLIENT_SECRET, _MERCHANT_ID, "
+                "_WEBHOOK_ID and _WEBHOOK_CERT"
             )
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.

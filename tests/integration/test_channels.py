@@ -46,6 +46,13 @@ async def _pay_at_bank_and_wait(live: Live, code: str) -> None:
     raise AssertionError(f"boleto {out_trade_no} was not confirmed within ten days")
 
 
+async def _approve(live: Live, code: str) -> None:
+    """PayPal: the buyer opens the approve link and approves; payonce captures on the webhook."""
+    assert (await live.wallet("scan", code)).status_code == 200
+    assert (await live.wallet("pay", code)).status_code == 200
+    await live.sandbox.deliver_due()
+
+
 CASES = {
     "alipay-pc": ChannelCase("alipay", "CNY", "pc", "qr_code", "qr_code", _scan_and_pay),
     "alipay-wap": ChannelCase("alipay", "CNY", "wap", "launch_url", "launch_url", _scan_and_pay),
@@ -57,6 +64,9 @@ CASES = {
         "boleto", "BRL", "pc", "voucher", "digitable_line", _pay_at_bank_and_wait
     ),
     "boleto-wap": ChannelCase("boleto", "BRL", "wap", "voucher", "barcode", _pay_at_bank_and_wait),
+    "paypal-pc": ChannelCase("paypal", "USD", "pc", "redirect_url", "redirect_url", _approve),
+    "paypal-wap": ChannelCase("paypal", "EUR", "wap", "redirect_url", "redirect_url", _approve),
+    "paypal-app": ChannelCase("paypal", "GBP", "app", "redirect_url", "redirect_url", _approve),
 }
 
 

@@ -59,21 +59,36 @@ class TransactionProbe:
         self._probe("create")
         return await self.inner.create(request)
 
-    async def query(self, out_trade_no: str) -> TradeSnapshot:
+    async def query(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         self._probe("query")
-        return await self.inner.query(out_trade_no)
+        return await self.inner.query(out_trade_no, provider_trade_no=provider_trade_no)
 
-    async def close(self, out_trade_no: str) -> TradeSnapshot:
+    async def close(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         self._probe("close")
-        return await self.inner.close(out_trade_no)
+        return await self.inner.close(out_trade_no, provider_trade_no=provider_trade_no)
 
-    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+    async def capture(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         self._probe("capture")
-        return await self.inner.capture(out_trade_no)
+        return await self.inner.capture(out_trade_no, provider_trade_no=provider_trade_no)
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
+    async def refund(
+        self,
+        out_trade_no: str,
+        refund_no: str,
+        amount: Money,
+        *,
+        provider_trade_no: str | None = None,
+    ) -> RefundResult:
         self._probe("refund")
-        return await self.inner.refund(out_trade_no, refund_no, amount)
+        return await self.inner.refund(
+            out_trade_no, refund_no, amount, provider_trade_no=provider_trade_no
+        )
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         return self.inner.parse_notification(headers, body)

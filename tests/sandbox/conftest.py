@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from paypal_merchant import Hook, Merchant, hook_app
 from sandbox_harness import (
     START,
     Env,
@@ -109,3 +110,34 @@ def wechat_receiver(wechat_receiver_server: tuple[str, _WechatReceiverSlot]) -> 
     url, slot = wechat_receiver_server
     slot.current = WechatReceiver(url=url)
     return slot.current
+
+
+class _HookSlot:
+    def __init__(self) -> None:
+        self.current: Hook | None = None
+
+    def get(self) -> Hook:
+        assert self.current is not None, "no PayPal webhook endpoint in this test"
+        return self.current
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def hook_server() -> AsyncIterator[tuple[str, _HookSlot]]:
+    sock, base = bound_socket()
+    slot = _HookSlot()
+    async with serve(hook_app(slot.get), sock):
+        yield f"{base}/webhooks/paypal", slot
+
+
+@pytest.fixture
+def hook(hook_server: tuple[str, _HookSlot]) -> Hook:
+    """A PayPal merchant's webhook endpoint (JSON bodies, answers 200 unless told otherwise)."""
+    url, slot = hook_server
+    slot.current = Hook(url=url)
+    return slot.current
+
+
+@pytest.fixture
+def merchant(env: Env) -> Merchant:
+    """The sandbox's PayPal merchant, calling its REST API by hand."""
+    return Merchant(http=env.http, base=f"{env.url}/paypal", credentials=env.keys.paypal)

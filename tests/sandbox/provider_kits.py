@@ -8,7 +8,7 @@ every adapter to the same contract against the sandbox.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
@@ -34,6 +34,8 @@ class KitEnv:
     clock: AdjustableClock
     keys: SandboxKeys
     http: httpx.AsyncClient
+    # The provider's own number of each trade, as payonce records it and passes it back.
+    numbers: dict[str, str | None] = field(default_factory=dict)
 
     def provider(
         self, channel: Channel, *, timeout_s: float = 10.0, base: str | None = None
@@ -65,11 +67,14 @@ class Kit:
     pay: Callable[[KitEnv, Action], Awaitable[None]]
     # How old a trade must be before the provider lets it be closed (WeChat: five minutes).
     close_after: timedelta = timedelta(0)
+    # Whether a closed trade refuses the shopper. PayPal's cannot: an order is never cancelled
+    # at PayPal, "closed" means the merchant will never capture it, so no money can move.
+    close_blocks_the_shopper: bool = True
 
     def code(self, action: Action) -> str:
-        for action_type, field in self.actions.values():
+        for action_type, name in self.actions.values():
             if action.type is action_type:
-                return action.fields[field]
+                return action.fields[name]
         raise AssertionError(f"{self.channel} answered an unexpected action {action.type}")
 
 
@@ -141,4 +146,24 @@ BOLETO = Kit(
 )
 
 
-KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY, WECHAT, BOLETO)}
+async def _paypal_approve(env: KitEnv, action: Action) -> None:
+    """The buyer approves at the approve link; the merchant still has to capture."""
+    await env.wallet("pay", PAYPAL.code(action))
+
+
+# Every platform gets the same redirect to PayPal's approval page.
+_PAYPAL_REDIRECT = (ActionType.REDIRECT_URL, "redirect_url")
+PAYPAL = Kit(
+    channel=Channel.PAYPAL,
+    currency="USD",
+    actions={platform: _PAYPAL_REDIRECT for platform in Platform},
+    # The order exists from create on, waiting for the buyer.
+    before_scan=TradeState.OPEN,
+    after_pay=TradeState.APPROVED,
+    closable=True,
+    pay=_paypal_approve,
+    close_blocks_the_shopper=False,
+)
+
+
+KITS: dict[str, Kit] = {kit.channel.value: kit for kit in (ALIPAY, WECHAT, PAYPAL, BOLETO)}

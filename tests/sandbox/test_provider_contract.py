@@ -20,6 +20,7 @@ from sandbox_harness import Stage, sandbox_on_stage
 from payonce.adapters.clock import AdjustableClock
 from payonce.domain.channels import Platform
 from payonce.domain.money import Money
+from payonce.domain.payment import Action
 from payonce.errors import (
     NotificationRejected,
     ProviderRejected,
@@ -68,6 +69,7 @@ async def _paid(kit: Kit, env: KitEnv, provider: PaymentProvider) -> TradeReques
     if snapshot.state is TradeState.APPROVED:
         snapshot = await provider.capture(request.out_trade_no)
     assert snapshot.state is TradeState.PAID
+    env.numbers[request.out_trade_no] = snapshot.provider_trade_no
     return request
 
 
@@ -132,15 +134,25 @@ async def test_close_makes_an_unpaid_trade_unpayable(kit: Kit, kit_env: KitEnv) 
         return
     await _closable_age(kit, kit_env)
     assert (await provider.close(request.out_trade_no)).state is TradeState.CLOSED
-    refused = await kit_env.http.post(
-        f"{kit_env.url}/wallet/pay", json={"code": kit.code(created.action)}
-    )
-    assert refused.status_code >= 400
-    assert (await provider.query(request.out_trade_no)).state in (
-        TradeState.CLOSED,
-        TradeState.NOT_FOUND,
-    )
-    assert _captures(kit_env, kit, request.out_trade_no) == []
+    await _late_shopper_moves_no_money(kit, kit_env, provider, request, created.action)
+
+
+async def _late_shopper_moves_no_money(
+    kit: Kit, env: KitEnv, provider: PaymentProvider, request: TradeRequest, action: Action
+) -> None:
+    """After a close, the shopper's late attempt is refused, or (PayPal) takes no money."""
+    late = await env.http.post(f"{env.url}/wallet/pay", json={"code": kit.code(action)})
+    if kit.close_blocks_the_shopper:
+        assert late.status_code >= 400
+        assert (await provider.query(request.out_trade_no)).state in (
+            TradeState.CLOSED,
+            TradeState.NOT_FOUND,
+        )
+    else:
+        # The approval lapses unused: closing again still finds nothing captured.
+        assert (await provider.close(request.out_trade_no)).state is TradeState.CLOSED
+    await env.sandbox.advance_clock(86400)
+    assert _captures(env, kit, request.out_trade_no) == []
 
 
 async def test_close_of_an_unopened_trade_closes_it_for_good(kit: Kit, kit_env: KitEnv) -> None:
@@ -154,11 +166,7 @@ async def test_close_of_an_unopened_trade_closes_it_for_good(kit: Kit, kit_env: 
         assert (await provider.query(request.out_trade_no)).state is TradeState.OPEN
         return
     assert (await provider.close(request.out_trade_no)).state is TradeState.CLOSED
-    late = await kit_env.http.post(
-        f"{kit_env.url}/wallet/pay", json={"code": kit.code(created.action)}
-    )
-    assert late.status_code >= 400
-    assert _captures(kit_env, kit, request.out_trade_no) == []
+    await _late_shopper_moves_no_money(kit, kit_env, provider, request, created.action)
 
 
 async def test_close_of_a_paid_trade_reports_the_payment(kit: Kit, kit_env: KitEnv) -> None:
@@ -172,8 +180,18 @@ async def test_close_of_a_paid_trade_reports_the_payment(kit: Kit, kit_env: KitE
 async def test_a_refund_is_made_once_per_refund_number(kit: Kit, kit_env: KitEnv) -> None:
     provider = kit_env.provider(kit.channel)
     request = await _paid(kit, kit_env, provider)
-    first = await provider.refund(request.out_trade_no, "rf_1", request.amount)
-    second = await provider.refund(request.out_trade_no, "rf_1", request.amount)
+    first = await provider.refund(
+        request.out_trade_no,
+        "rf_1",
+        request.amount,
+        provider_trade_no=kit_env.numbers[request.out_trade_no],
+    )
+    second = await provider.refund(
+        request.out_trade_no,
+        "rf_1",
+        request.amount,
+        provider_trade_no=kit_env.numbers[request.out_trade_no],
+    )
     assert (first.refund_no, first.amount, first.completed) == ("rf_1", request.amount, True)
     assert (second.refund_no, second.amount) == ("rf_1", request.amount)
     assert _captures(kit_env, kit, request.out_trade_no) == [
@@ -255,9 +273,19 @@ async def test_a_refund_that_timed_out_after_refunding_is_not_refunded_twice(
     request = await _paid(kit, kit_env, provider)
     kit_env.sandbox.set_faults(FaultSettings(refund_timeout_rate=1.0, timeout_hold_s=1.0))
     with pytest.raises(ProviderUnavailable):
-        await provider.refund(request.out_trade_no, "rf_t", request.amount)
+        await provider.refund(
+            request.out_trade_no,
+            "rf_t",
+            request.amount,
+            provider_trade_no=kit_env.numbers[request.out_trade_no],
+        )
     kit_env.sandbox.set_faults(FaultSettings())
-    retried = await provider.refund(request.out_trade_no, "rf_t", request.amount)
+    retried = await provider.refund(
+        request.out_trade_no,
+        "rf_t",
+        request.amount,
+        provider_trade_no=kit_env.numbers[request.out_trade_no],
+    )
     assert retried.amount == request.amount
     assert _captures(kit_env, kit, request.out_trade_no) == [
         ("capture", AMOUNT),
@@ -271,10 +299,20 @@ async def test_each_days_statement_lists_exactly_that_days_ledger(
     provider = kit_env.provider(kit.channel)
     first = await _paid(kit, kit_env, provider)
     second = await _paid(kit, kit_env, provider)
-    await provider.refund(first.out_trade_no, "st_1", first.amount)
+    await provider.refund(
+        first.out_trade_no,
+        "st_1",
+        first.amount,
+        provider_trade_no=kit_env.numbers[first.out_trade_no],
+    )
     await kit_env.sandbox.advance_clock(86400)
     third = await _paid(kit, kit_env, provider)
-    await provider.refund(second.out_trade_no, "st_2", Money(234, kit.currency))
+    await provider.refund(
+        second.out_trade_no,
+        "st_2",
+        Money(234, kit.currency),
+        provider_trade_no=kit_env.numbers[second.out_trade_no],
+    )
 
     zone = kit_env.sandbox.channel(kit.channel.value).statement_zone
     ledger = [m for m in kit_env.sandbox.ledger() if m.channel == kit.channel.value]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from payonce.adapters.clock import SystemClock
+from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.providers.paypal import PaypalProvider
 from payonce.bootstrap import account_providers
 from payonce.config import Settings
 from payonce.domain.channels import Channel
+from payonce.sandbox.paypal_credentials import self_signed_certificate
+from tests.conftest import START
 
 PRODUCTION = {"env": "production", "api_key": "k" * 32, "public_url": "https://pay.example"}
 WECHAT = {
@@ -46,6 +49,7 @@ def test_production_with_its_essentials_starts_without_the_sandbox() -> None:
         ({k: v for k, v in WECHAT.items() if k != "wechat_public_key_id"}, "_PUBLIC_KEY_ID"),
         ({**WECHAT, "wechat_apiv3_key": "short"}, "PAYONCE_WECHAT_APIV3_KEY must be 32"),
         ({"boleto_api_key": "sk_live_x", "boleto_account_id": "acc_1"}, "_WEBHOOK_SECRET"),
+        ({"paypal_client_id": "AbC", "paypal_client_secret": "s"}, "PAYONCE_PAYPAL_CLIENT_ID"),
     ],
 )
 def test_production_refuses(changes: dict[str, object], complaint: str) -> None:
@@ -70,3 +74,24 @@ def test_a_complete_boleto_account_is_wired_to_its_adapter() -> None:
     providers = account_providers(settings, public_url="https://pay.example", clock=SystemClock())
     assert list(providers) == [Channel.BOLETO]
     assert providers[Channel.BOLETO].merchant_id == "acc_live"
+
+
+def test_a_whole_paypal_account_is_wired_without_touching_its_webhook() -> None:
+    _, cert_pem = self_signed_certificate("paypal.example")
+    paypal = {
+        "paypal_client_id": "AbC",
+        "paypal_client_secret": "top-secret-value",
+        "paypal_merchant_id": "WDK2FAIBPAUCL",
+        "paypal_webhook_id": "8PT597110X687430L",
+        "paypal_webhook_cert": cert_pem,
+    }
+    settings = Settings(**{**PRODUCTION, **paypal})  # type: ignore[arg-type]
+    providers = account_providers(
+        settings, public_url="https://pay.example", clock=AdjustableClock(START)
+    )
+    provider = providers[Channel.PAYPAL]
+    assert isinstance(provider, PaypalProvider)
+    assert provider.merchant_id == "WDK2FAIBPAUCL"
+    assert provider.settings.api_base == "https://api-m.paypal.com"
+    assert provider.settings.webhook_url is None  # configured in PayPal's dashboard
+    assert "top-secret-value" not in repr(provider.settings)

@@ -94,20 +94,36 @@ class PaymentProvider(Protocol):
 
     async def create(self, request: TradeRequest) -> CreatedTrade: ...
 
-    async def query(self, out_trade_no: str) -> TradeSnapshot: ...
+    # ``provider_trade_no``, when we hold it, is the provider's own number for the trade; a
+    # provider that cannot find a trade by our number alone (PayPal, after a while) needs it.
 
-    async def close(self, out_trade_no: str) -> TradeSnapshot:
+    async def query(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot: ...
+
+    async def close(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """Make the trade unpayable. Answers CLOSED, or PAID when the shopper paid first."""
         ...
 
-    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+    async def capture(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """Collect a payment the shopper approved (PayPal), idempotently; answers PAID.
 
         Channels where the shopper's payment is itself the capture answer as ``query`` does.
         """
         ...
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult: ...
+    async def refund(
+        self,
+        out_trade_no: str,
+        refund_no: str,
+        amount: Money,
+        *,
+        provider_trade_no: str | None = None,
+    ) -> RefundResult: ...
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         """Verify the signature on the raw bytes; raise ``NotificationRejected`` otherwise."""

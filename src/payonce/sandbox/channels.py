@@ -6,6 +6,7 @@ from payonce.sandbox.alipay import build_alipay
 from payonce.sandbox.boleto import build_boleto
 from payonce.sandbox.channel import SandboxChannel, SandboxContext
 from payonce.sandbox.keys import SandboxKeys
+from payonce.sandbox.paypal import build_paypal
 from payonce.sandbox.wechat import build_wechat
 
 
@@ -14,4 +15,5 @@ def build_channels(context: SandboxContext, keys: SandboxKeys) -> list[SandboxCh
         build_alipay(context, keys.alipay),
         build_wechat(context, keys.wechat),
         build_boleto(context, keys.boleto),
+        build_paypal(context, keys.paypal),
     ]

@@ -23,18 +23,22 @@ FaultKind = Literal[
     "close_error",
     "refund_timeout",
     "refund_error",
+    # A merchant's capture of an approved payment (PayPal): the money moves on capture.
+    "capture_timeout",
+    "capture_error",
     "pay_before_close",
     "pay_before_cancel",
 ]
 
 # A provider call that faults can hit: it errs before doing anything, or times out after.
-Operation = Literal["create", "query", "close", "refund"]
+Operation = Literal["create", "query", "close", "refund", "capture"]
 CallFault = Literal["error", "timeout"]
 _CALL_FAULTS: dict[Operation, tuple[FaultKind, FaultKind]] = {
     "create": ("create_error", "create_timeout"),
     "query": ("query_error", "query_timeout"),
     "close": ("close_error", "close_timeout"),
     "refund": ("refund_error", "refund_timeout"),
+    "capture": ("capture_error", "capture_timeout"),
 }
 
 # How a forged notification is made: a tampered signature, a validly signed changed amount or
@@ -70,6 +74,8 @@ class FaultRates(BaseModel):
     close_error_rate: Rate | None = None
     refund_timeout_rate: Rate | None = None
     refund_error_rate: Rate | None = None
+    capture_timeout_rate: Rate | None = None
+    capture_error_rate: Rate | None = None
     # The shopper pays at the very moment the merchant closes (or cancels): the close, or the
     # cancel, finds the trade paid an instant earlier.
     pay_before_close_rate: Rate | None = None
@@ -98,6 +104,8 @@ class FaultSettings(BaseModel):
     close_error_rate: Rate = 0.0
     refund_timeout_rate: Rate = 0.0
     refund_error_rate: Rate = 0.0
+    capture_timeout_rate: Rate = 0.0
+    capture_error_rate: Rate = 0.0
     pay_before_close_rate: Rate = 0.0
     pay_before_cancel_rate: Rate = 0.0
     # [min, max] seconds of clock time added to each notification attempt.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from payonce.sandbox.boleto_wire import BoletoCredentials
 from payonce.sandbox.credentials import AlipayCredentials
+from payonce.sandbox.paypal_credentials import PaypalCredentials
 from payonce.sandbox.wechat_credentials import WechatCredentials
 
 
@@ -17,6 +18,7 @@ class SandboxKeys:
     alipay: AlipayCredentials
     wechat: WechatCredentials = field(default_factory=WechatCredentials.generate)
     boleto: BoletoCredentials = field(default_factory=BoletoCredentials.generate)
+    paypal: PaypalCredentials = field(default_factory=PaypalCredentials.generate)
 
     @classmethod
     def generate(cls) -> SandboxKeys:
@@ -29,4 +31,5 @@ class SandboxKeys:
             alipay=AlipayCredentials.load_or_create(directory / "alipay.json"),
             wechat=WechatCredentials.load_or_create(directory / "wechat.json"),
             boleto=BoletoCredentials.load_or_create(directory / "boleto.json"),
+            paypal=PaypalCredentials.load_or_create(directory / "paypal.json"),
         )

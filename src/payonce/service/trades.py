@@ -101,7 +101,9 @@ async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     provider = provider_for(deps, payment)
     closing = await request_close(deps, payment, lease)
     try:
-        snapshot = await provider.close(closing.out_trade_no)
+        snapshot = await provider.close(
+            closing.out_trade_no, provider_trade_no=closing.provider_trade_no
+        )
     except (ProviderUnavailable, ProviderRejected) as error:
         raise PaymentOutcomeUnknown(
             f"closing trade {closing.out_trade_no} did not complete; retry shortly"
@@ -125,9 +127,13 @@ async def sync_with_provider(
     """
     provider = provider_for(deps, payment)
     try:
-        snapshot = await provider.query(payment.out_trade_no)
+        snapshot = await provider.query(
+            payment.out_trade_no, provider_trade_no=payment.provider_trade_no
+        )
         if snapshot.state is TradeState.APPROVED and payment.status in CAPTURABLE:
-            snapshot = await provider.capture(payment.out_trade_no)
+            snapshot = await provider.capture(
+                payment.out_trade_no, provider_trade_no=payment.provider_trade_no
+            )
     except (ProviderUnavailable, ProviderRejected) as error:
         log.info("query of %s did not answer: %s", payment.out_trade_no, error)
         if strict:

@@ -178,7 +178,9 @@ class AlipayProvider:
             raise ProviderUnavailable(f"alipay: bad total_amount in {response}") from error
         return TradeSnapshot(state, response.get("trade_no"), amount)
 
-    async def query(self, out_trade_no: str) -> TradeSnapshot:
+    async def query(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         response = await self._call(
             "query", lambda: self._sdk.api_alipay_trade_query(out_trade_no=out_trade_no)
         )
@@ -188,7 +190,9 @@ class AlipayProvider:
             return TradeSnapshot(TradeState.NOT_FOUND)
         raise self._failure("query", response)
 
-    async def close(self, out_trade_no: str) -> TradeSnapshot:
+    async def close(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         response = await self._call(
             "close", lambda: self._sdk.api_alipay_trade_close(out_trade_no=out_trade_no)
         )
@@ -211,11 +215,20 @@ class AlipayProvider:
             return TradeSnapshot(TradeState.REFUNDED, cancelled.get("trade_no"))
         return TradeSnapshot(TradeState.CLOSED, cancelled.get("trade_no"))
 
-    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+    async def capture(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """An Alipay payment is captured when the shopper pays: nothing to collect."""
         return await self.query(out_trade_no)
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
+    async def refund(
+        self,
+        out_trade_no: str,
+        refund_no: str,
+        amount: Money,
+        *,
+        provider_trade_no: str | None = None,
+    ) -> RefundResult:
         response = await self._call(
             "refund",
             lambda: self._sdk.api_alipay_trade_refund(

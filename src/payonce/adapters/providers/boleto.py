@@ -210,13 +210,17 @@ class BoletoProvider:
             raise ProviderUnavailable(f"boleto query: unexpected item {charge!r}")
         return charge
 
-    async def query(self, out_trade_no: str) -> TradeSnapshot:
+    async def query(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         charge = await self._find(out_trade_no)
         if charge is None:
             return TradeSnapshot(TradeState.NOT_FOUND)
         return self._snapshot(charge, out_trade_no)
 
-    async def close(self, out_trade_no: str) -> TradeSnapshot:
+    async def close(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """Vouchers cannot be cancelled: an open one is refused (``charge_not_cancellable``).
 
         A charge that is already unpayable is reported as it is (paid, expired, refunded),
@@ -232,11 +236,20 @@ class BoletoProvider:
         # A PSP that did cancel it: read what it became.
         return await self.query(out_trade_no)
 
-    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+    async def capture(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """The PSP captures a boleto when it confirms the bank's payment: nothing to collect."""
         return await self.query(out_trade_no)
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
+    async def refund(
+        self,
+        out_trade_no: str,
+        refund_no: str,
+        amount: Money,
+        *,
+        provider_trade_no: str | None = None,
+    ) -> RefundResult:
         """Refund once per ``refund_no`` (the PSP's refund ``code``); the PSP moves it at once."""
         charge = await self._find(out_trade_no)
         if charge is None:

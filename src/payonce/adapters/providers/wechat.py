@@ -261,7 +261,9 @@ class WechatProvider:
         transaction_id = data.get("transaction_id")
         return TradeSnapshot(state, str(transaction_id) if transaction_id else None, money)
 
-    async def query(self, out_trade_no: str) -> TradeSnapshot:
+    async def query(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         status, data = await self._call("query", lambda: self._sdk.query(out_trade_no=out_trade_no))
         if status == 200:
             return self._snapshot(out_trade_no, data)
@@ -269,7 +271,9 @@ class WechatProvider:
             return TradeSnapshot(TradeState.NOT_FOUND)
         raise self._refusal("query", status, data)
 
-    async def close(self, out_trade_no: str) -> TradeSnapshot:
+    async def close(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """Close an unpaid order; WeChat refuses for its first five minutes (CLOSE_TOO_SOON)."""
         status, data = await self._call("close", lambda: self._sdk.close(out_trade_no))
         if 200 <= status < 300:
@@ -283,11 +287,20 @@ class WechatProvider:
             return TradeSnapshot(TradeState.NOT_FOUND)
         raise self._refusal("close", status, data)
 
-    async def capture(self, out_trade_no: str) -> TradeSnapshot:
+    async def capture(
+        self, out_trade_no: str, *, provider_trade_no: str | None = None
+    ) -> TradeSnapshot:
         """A WeChat payment is captured when the shopper pays: nothing to collect."""
         return await self.query(out_trade_no)
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount: Money) -> RefundResult:
+    async def refund(
+        self,
+        out_trade_no: str,
+        refund_no: str,
+        amount: Money,
+        *,
+        provider_trade_no: str | None = None,
+    ) -> RefundResult:
         # WeChat must be told the order's total with every refund; the trade knows it.
         paid = await self.query(out_trade_no)
         if paid.amount is None:
