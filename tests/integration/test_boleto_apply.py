@@ -1,18 +1,13 @@
 """How apply treats boleto, a channel that cannot close its trades.
 
-The same voucher on a repeat, a second voucher beside the first (whose payment is an extra
-capture), and unanswered creates settled by query.
-
-These pin today's behaviour: at-most-once on boleto rests on refunding the extra capture, which
-payonce announces (``payment.extra_captured``) but does not yet make.
+The same voucher on a repeat and on another platform, and unanswered creates settled by query.
+A voucher cannot be closed, so payonce never issues a second one while the first can be paid.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from payonce.domain.events import Topic
 from payonce.sandbox.faults import FaultRates, FaultSettings
 from tests.integration.conftest import Live, LiveFactory
 
@@ -37,49 +32,22 @@ async def test_a_repeated_apply_shows_the_same_voucher(live: Live) -> None:
     assert len(await live.payments(order)) == 1
 
 
-async def test_a_second_voucher_is_issued_beside_the_first_and_only_one_pays_the_order(
-    live: Live,
-) -> None:
+async def test_another_platform_is_shown_the_same_voucher(live: Live) -> None:
     order = await live.create_order(currency="BRL")
     on_pc = (await live.apply(order, "boleto", "pc")).json()
-    # Another platform is not a reuse, and a voucher cannot be closed: a second one is issued.
+    # A voucher cannot be closed, so a second one could be paid too: the first is shown again.
     on_wap = await live.apply(order, "boleto", "wap")
-    assert on_wap.status_code == 201
-    on_wap_payment = on_wap.json()
-    assert [p["status"] for p in await live.payments(order)] == ["PAYING", "PAYING"]
+    assert on_wap.status_code == 200
+    assert (on_wap.json()["id"], on_wap.json()["action"]) == (on_pc["id"], on_pc["action"])
+    assert len(await live.payments(order)) == 1
+    assert len(await live.sandbox_trades()) == 1
 
-    for payment in (on_pc, on_wap_payment):
-        paid = await live.wallet("pay", payment["action"]["digitable_line"])
-        assert paid.status_code == 200, paid.text
-    await _clear_all(live, [on_pc, on_wap_payment])
-
-    # Seed 0 clears the first payment in 3 business days, the second in 1: the wap one wins.
+    paid = await live.wallet("pay", on_pc["action"]["digitable_line"])
+    assert paid.status_code == 200, paid.text
+    await _clear_all(live, [on_pc])
     final = await live.order(order)
-    assert (final["status"], final["paid_payment_id"]) == (
-        "READY_FOR_SHIPMENT",
-        on_wap_payment["id"],
-    )
-    by_id = {p["id"]: p for p in await live.payments(order)}
-    assert (by_id[on_wap_payment["id"]]["status"], by_id[on_wap_payment["id"]]["applied"]) == (
-        "PAID",
-        True,
-    )
-    assert (by_id[on_pc["id"]]["status"], by_id[on_pc["id"]]["applied"]) == ("PAID", False)
-    captures = [
-        (m.kind, m.amount)
-        for p in (on_pc, on_wap_payment)
-        for m in live.sandbox.ledger(p["out_trade_no"])
-    ]
-    assert captures == [("capture", 3998), ("capture", 3998)]
-    async with live.container.deps.storage.transaction() as uow:
-        waiting = await uow.outbox.due(
-            now=live.clock.now() + timedelta(days=365), limit=10, order_id=order["id"]
-        )
-    # The extra capture is announced, and nothing takes it yet: no refund was made.
-    assert [(e.event.topic, e.event.payment_id) for e in waiting] == [
-        (Topic.PAYMENT_EXTRA_CAPTURED, on_pc["id"])
-    ]
-    assert all(m.kind == "capture" for m in live.sandbox.ledger())
+    assert (final["status"], final["paid_payment_id"]) == ("READY_FOR_SHIPMENT", on_pc["id"])
+    assert [(m.kind, m.amount) for m in live.sandbox.ledger()] == [("capture", 3998)]
 
 
 async def test_a_create_that_erred_is_settled_by_the_next_apply(live: Live) -> None:

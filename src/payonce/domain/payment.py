@@ -162,11 +162,15 @@ class Payment:
         now: datetime,
         margin: timedelta,
     ) -> bool:
-        """Whether a repeated apply may be answered with this open trade (the same QR or link)."""
+        """Whether a repeated apply may be answered with this open trade (the same QR or link).
+
+        A trade that cannot be closed (a Boleto voucher) serves every platform: the same voucher
+        is shown on a phone and a desktop, since a second one could be paid as well.
+        """
         return (
             self.status is S.PAYING
             and self.channel is channel
-            and self.platform is platform
+            and (self.platform is platform or not self.closable)
             and self.amount == amount
             and self.action is not None
             and self.action.is_valid_at(now + margin)
