@@ -64,6 +64,9 @@ CASES = {
         "boleto", "BRL", "pc", "voucher", "digitable_line", _pay_at_bank_and_wait
     ),
     "boleto-wap": ChannelCase("boleto", "BRL", "wap", "voucher", "barcode", _pay_at_bank_and_wait),
+    "boleto-app": ChannelCase(
+        "boleto", "BRL", "app", "voucher", "digitable_line", _pay_at_bank_and_wait
+    ),
     "paypal-pc": ChannelCase("paypal", "USD", "pc", "redirect_url", "redirect_url", _approve),
     "paypal-wap": ChannelCase("paypal", "EUR", "wap", "redirect_url", "redirect_url", _approve),
     "paypal-app": ChannelCase("paypal", "GBP", "app", "redirect_url", "redirect_url", _approve),
