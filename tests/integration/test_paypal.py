@@ -113,3 +113,32 @@ async def test_a_closed_trade_is_never_captured_even_when_approved_late(live: Li
     assert (stored.status.value, stored.applied) == ("CLOSED", False)
     (closed,) = live.sandbox.trades(first["out_trade_no"], channel="paypal")
     assert (closed.status, closed.captured) == ("APPROVED", 0)
+
+
+async def test_an_approval_after_the_order_expired_is_never_captured(live: Live) -> None:
+    response = await live.http.post(
+        "/api/orders",
+        json={
+            "customer_id": "c-42",
+            "currency": "USD",
+            "expires_in_s": 60,
+            "lines": [{"sku": "S", "name": "Tea", "quantity": 1, "unit_amount": 999}],
+        },
+        headers=live.backend,
+    )
+    assert response.status_code == 201, response.text
+    order = response.json()
+    payment = await _apply(live, order)
+    await live.sandbox.advance_clock(120)  # the order's deadline passes; PayPal's 3 h do not
+
+    assert (await live.wallet("pay", payment["action"]["redirect_url"])).status_code == 200
+    await live.sandbox.deliver_due()  # CHECKOUT.ORDER.APPROVED, for an order past its deadline
+
+    out_trade_no = payment["out_trade_no"]
+    assert live.sandbox.ledger(out_trade_no) == []  # nothing captured
+    [closed] = await live.payments(order)
+    assert (closed["status"], closed["applied"]) == ("CLOSED", False)
+    assert (await live.order(order))["status"] != "READY_FOR_SHIPMENT"
+    assert _event_types(live, out_trade_no) == [("CHECKOUT.ORDER.APPROVED", 200, True)]
+    (trade,) = live.sandbox.trades(out_trade_no, channel="paypal")
+    assert trade.status == "APPROVED"  # approved at PayPal, and left to lapse

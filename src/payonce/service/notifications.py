@@ -24,8 +24,8 @@ from payonce.ports.provider import (
 )
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.orders import get_payment
-from payonce.service.recording import note_notification, record
-from payonce.service.trades import CAPTURABLE, close_trade, outcome_of, sync_with_provider
+from payonce.service.recording import CAPTURABLE, note_notification, record
+from payonce.service.trades import close_trade, outcome_of, sync_with_provider
 
 log = logging.getLogger(__name__)
 

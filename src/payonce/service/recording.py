@@ -27,6 +27,10 @@ from payonce.service.views import order_event, payment_view
 
 log = logging.getLogger(__name__)
 
+# A payment the shopper approved is captured only while we still want it: never one we are
+# closing or closed (that approval then lapses at the provider, and no money moves).
+CAPTURABLE = frozenset({PaymentStatus.PAYING, PaymentStatus.UNKNOWN})
+
 
 def order_state_key(order_id: OrderId) -> str:
     return f"order:{order_id}:state"
@@ -57,6 +61,28 @@ async def insert_intent(deps: Deps, intent: Payment, lease: Lease, *, seen: Orde
 async def request_close(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     """Commit the decision to close a trade (CLOSING) before asking the provider to."""
     return await _write(deps, payment.id, CloseRequested(), lease=lease)
+
+
+async def may_capture(deps: Deps, payment: Payment, lease: Lease) -> bool:
+    """Decide, fenced like a close, whether an approved trade may be captured now.
+
+    Only while its order still wants it: the order unpaid and not expired, no payment applied,
+    and this payment still waiting (PAYING or UNKNOWN). The fence refuses a holder whose lock
+    was taken over since, e.g. by an apply that closed this trade.
+    """
+    async with deps.storage.transaction() as uow:
+        await uow.fences.check(order_lock_key(payment.order_id), lease.token)
+        order = await uow.orders.get(payment.order_id)
+        payments = await uow.payments.for_order(payment.order_id)
+    current = next((p for p in payments if p.id == payment.id), None)
+    return (
+        order is not None
+        and current is not None
+        and current.status in CAPTURABLE
+        and order.status is OrderStatus.UNPAID
+        and not order.is_expired(deps.clock.now())
+        and not any(p.applied for p in payments)
+    )
 
 
 async def record(

@@ -30,14 +30,9 @@ from payonce.errors import (
 from payonce.ports.locks import Lease
 from payonce.ports.provider import PaymentProvider, TradeRequest, TradeSnapshot, TradeState
 from payonce.service.context import Deps
-from payonce.service.recording import record, request_close
+from payonce.service.recording import CAPTURABLE, may_capture, record, request_close
 
 log = logging.getLogger(__name__)
-
-
-# A payment the shopper approved is captured only while we still want it: never one we are
-# closing or closed (that approval then lapses at the provider, and no money moves).
-CAPTURABLE = frozenset({PaymentStatus.PAYING, PaymentStatus.UNKNOWN})
 
 
 def provider_for(deps: Deps, payment: Payment) -> PaymentProvider:
@@ -131,6 +126,9 @@ async def sync_with_provider(
             payment.out_trade_no, provider_trade_no=payment.provider_trade_no
         )
         if snapshot.state is TradeState.APPROVED and payment.status in CAPTURABLE:
+            if not await may_capture(deps, payment, lease):
+                # The order no longer wants it (paid, expired): the approval lapses unused.
+                return await close_trade(deps, payment, lease)
             snapshot = await provider.capture(
                 payment.out_trade_no, provider_trade_no=payment.provider_trade_no
             )
