@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.error
 
 import pytest
@@ -16,7 +15,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_a_create_time_out_still_creates_the_order(env: Env) -> None:
     env.sandbox.set_faults(FaultSettings(create_timeout_rate=1.0, timeout_hold_s=2.0))
     impatient = env.sdk(timeout=0.25)
-    started = time.monotonic()
     with pytest.raises((TimeoutError, urllib.error.URLError)):
         await env.call(
             impatient.api_alipay_trade_precreate,
@@ -24,7 +22,6 @@ async def test_a_create_time_out_still_creates_the_order(env: Env) -> None:
             out_trade_no="f_1",
             total_amount="12.00",
         )
-    assert time.monotonic() - started < 1.0
     orders = (await env.http.get(f"{env.url}/orders", params={"out_trade_no": "f_1"})).json()
     (order,) = orders["orders"]
     assert (order["amount"], order["trade_no"], order["blocked"]) == (1200, None, False)

