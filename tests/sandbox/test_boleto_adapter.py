@@ -226,6 +226,13 @@ async def test_a_webhook_signature_is_checked_before_anything_else(env: Env) -> 
         "malformed": {"X-Boleto-Signature": f"t=soon,{v1}"},
         "bad_signature": {"X-Boleto-Signature": f"{stamp},v1={'0' * 64}"},
     }
+    # A stamp of non-ASCII digits ("²" passes str.isdigit) is malformed, not a crash.
+    superscript = {"X-Boleto-Signature": f"t=1²,{v1}"}
+    with pytest.raises(NotificationRejected) as odd:
+        boleto.parse_notification(superscript, outgoing.body)
+    assert odd.value.reason == "malformed"
+    assert boleto.settings.webhook_secret not in repr(boleto.settings)
+    assert boleto.settings.api_key not in repr(boleto.settings)
     for reason, headers in cases.items():
         with pytest.raises(NotificationRejected) as rejected:
             boleto.parse_notification(headers, outgoing.body)

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -65,9 +65,9 @@ _REFUSALS = {400, 401, 403, 404, 409, 422}
 @dataclass(frozen=True)
 class BoletoSettings:
     api_url: str  # the API root, e.g. https://psp.example/boleto/v1
-    api_key: str
+    api_key: str = field(repr=False)
     account_id: str
-    webhook_secret: str
+    webhook_secret: str = field(repr=False)
     notify_url: str
     timeout_s: float = 15.0
 
@@ -300,7 +300,7 @@ class BoletoProvider:
         signatures = [value.strip() for key, _, value in parts if key.strip() == "v1"]
         if not signatures:
             raise NotificationRejected("unsupported_algorithm", f"no v1 signature in {header!r}")
-        if len(stamps) != 1 or not stamps[0].isdigit():
+        if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()):
             raise NotificationRejected("malformed", f"no timestamp in {header!r}")
         message = stamps[0].encode("ascii") + b"." + body
         expected = hmac.new(

@@ -168,7 +168,14 @@ class PaypalProvider:
         if not isinstance(order.get("id"), str) or not isinstance(order.get("status"), str):
             raise ProviderUnavailable(f"paypal: not an order: {sorted(order)}")
         unit = _unit(order)
-        numbers = {unit.get("invoice_id"), unit.get("custom_id")} - {None}
+        # Our number is on the purchase unit, and (in a capture's answer) on the capture too.
+        capture = _capture_of(order) or {}
+        numbers = {
+            unit.get("invoice_id"),
+            unit.get("custom_id"),
+            capture.get("invoice_id"),
+            capture.get("custom_id"),
+        } - {None}
         payee = (unit.get("payee") or {}).get("merchant_id", self.merchant_id)
         if numbers != {out_trade_no} or payee != self.merchant_id:
             raise ProviderUnavailable(

@@ -1,0 +1,139 @@
+"""The one place that turns Settings into running adapters and wires them to the service's ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from payonce.adapters.cache.memory import InProcessCache
+from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.feed.memory import InProcessFeed
+from payonce.adapters.locks.memory import InProcessLocks
+from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
+from payonce.adapters.storage.sql import SqlStorage
+from payonce.bootstrap.providers import (
+    SandboxLink,
+    account_providers,
+    sandbox_providers,
+)
+from payonce.config import Settings
+from payonce.ports.clock import Clock
+from payonce.ports.locks import Locks
+from payonce.sandbox.app import Sandbox
+from payonce.sandbox.keys import SandboxKeys
+from payonce.service.context import Deps, Policy
+from payonce.service.order_inbox import OrderInbox
+
+__all__ = [
+    "Container",
+    "SandboxLink",
+    "account_providers",
+    "bootstrap",
+    "sandbox_providers",
+]
+
+
+@dataclass
+class Container:
+    """Everything a running payonce process holds."""
+
+    settings: Settings
+    deps: Deps
+    api_keys: tuple[str, ...]
+    public_url: str
+    adjustable_clock: AdjustableClock | None
+    sandbox: Sandbox | None
+    storage: SqlStorage
+
+    async def aclose(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.aclose()
+        await self.storage.close()
+
+
+def _private_file(path: Path, make: str) -> str:
+    """Read a generated secret, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make + "\n")
+    return make
+
+
+def api_keys_of(settings: Settings) -> tuple[str, ...]:
+    if settings.api_key is not None:
+        return (settings.api_key.get_secret_value(),)
+    return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
+
+
+def _sandbox_keys(settings: Settings) -> SandboxKeys:
+    """The keys payonce and its sandbox share in development (made on first start)."""
+    return SandboxKeys.load_or_create(settings.data_dir / "sandbox")
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    public_url: str,
+    clock: Clock | None = None,
+    locks: Locks | None = None,
+    policy: Policy | None = None,
+) -> Container:
+    """Build a process's container; ``clock``, ``locks`` and ``policy`` let tests pick adapters."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    public_url = (settings.public_url or public_url).rstrip("/")
+    adjustable: AdjustableClock | None = None
+    if clock is None:
+        if settings.clock == "adjustable":
+            clock = adjustable = AdjustableClock()
+        else:
+            clock = SystemClock()
+    elif isinstance(clock, AdjustableClock):
+        adjustable = clock
+
+    engine = open_engine(settings.database_url or sqlite_url(settings.data_dir / "payonce.db"))
+    if settings.embedded:
+        await upgrade(engine)
+    storage = SqlStorage(engine)
+
+    # Where the (development) sandbox is, and the keys payonce shares with it.
+    sandbox_base = f"{public_url}/sandbox" if settings.sandbox_mounted else settings.sandbox_url
+    link = SandboxLink(sandbox_base.rstrip("/"), _sandbox_keys(settings)) if sandbox_base else None
+    sandbox: Sandbox | None = None
+    if settings.sandbox_mounted and link is not None:
+        sandbox = Sandbox(
+            clock=clock, keys=link.keys, public_url=link.base, adjustable_clock=adjustable
+        )
+
+    if link is not None:
+        providers = sandbox_providers(
+            link, public_url=public_url, clock=clock, timeout_s=settings.provider_timeout_s
+        )
+    else:
+        providers = account_providers(settings, public_url=public_url, clock=clock)
+
+    deps = Deps(
+        storage=storage,
+        clock=clock,
+        locks=locks or InProcessLocks(clock),
+        cache=InProcessCache(clock),
+        feed=InProcessFeed(),
+        providers=providers,
+        policy=policy or Policy(order_ttl=timedelta(seconds=settings.order_ttl_s)),
+        return_url_template=f"{public_url}/pay/{{order_id}}",
+    )
+    deps.consumers = (OrderInbox(deps),)
+    return Container(
+        settings=settings,
+        deps=deps,
+        api_keys=api_keys_of(settings),
+        public_url=public_url,
+        adjustable_clock=adjustable,
+        sandbox=sandbox,
+        storage=storage,
+    )
