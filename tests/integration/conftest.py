@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.bootstrap import Container, bootstrap
@@ -36,12 +37,28 @@ def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+class NotifyOutage:
+    """Wraps payonce's app: while ``down``, its notify endpoint answers 500 to every provider."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.down = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.down and scope["type"] == "http" and scope["path"].startswith("/api/notify/"):
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"down"})
+            return
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class Live:
     url: str
     container: Container
     clock: AdjustableClock
     http: httpx.AsyncClient
+    outage: NotifyOutage
 
     @property
     def sandbox(self) -> Sandbox:
@@ -132,15 +149,14 @@ async def start_live(
         container = await bootstrap(
             settings, public_url=url, clock=clock, locks=locks, policy=policy
         )
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(container, run_background=False), log_level="warning")
-        )
+        outage = NotifyOutage(create_app(container, run_background=False))
+        server = uvicorn.Server(uvicorn.Config(outage, log_level="warning"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        live = Live(url, container, clock, httpx.AsyncClient(base_url=url, timeout=30))
+        live = Live(url, container, clock, httpx.AsyncClient(base_url=url, timeout=30), outage)
         running.append((server, task, live))
         return live
 
