@@ -32,6 +32,7 @@ from payonce.service.context import Policy
 RESULTS = Path(__file__).with_name("results") / "apply.json"
 API_KEY = "sk_bench"
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 2, "unit_amount": 1999}]
+BACKEND = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @asynccontextmanager
@@ -65,20 +66,31 @@ async def timed(samples: int, action: Callable[[int], Awaitable[Any]]) -> list[f
     return spent
 
 
-async def new_order(http: httpx.AsyncClient) -> dict[str, Any]:
+# Each channel's currency, and the action field its wallet reads.
+CHANNELS = {
+    "alipay": ("CNY", "qr_code"),
+    "wechat": ("CNY", "qr_code"),
+    "paypal": ("USD", "redirect_url"),
+    "boleto": ("BRL", "digitable_line"),
+}
+
+
+async def new_order(http: httpx.AsyncClient, currency: str = "CNY") -> dict[str, Any]:
     response = await http.post(
         "/api/orders",
-        json={"customer_id": "bench", "currency": "CNY", "lines": CART},
+        json={"customer_id": "bench", "currency": currency, "lines": CART},
         headers={"Authorization": f"Bearer {API_KEY}"},
     )
     order: dict[str, Any] = response.json()
     return order
 
 
-async def apply(http: httpx.AsyncClient, order: dict[str, Any]) -> httpx.Response:
+async def apply(
+    http: httpx.AsyncClient, order: dict[str, Any], channel: str = "alipay"
+) -> httpx.Response:
     response = await http.post(
         f"/api/orders/{order['id']}/payments",
-        json={"channel": "alipay", "platform": "pc"},
+        json={"channel": channel, "platform": "pc"},
         headers={
             "Authorization": f"Bearer {order['client_secret']}",
             "Idempotency-Key": str(uuid.uuid4()),
@@ -108,6 +120,28 @@ async def scenario(container: Container, http: httpx.AsyncClient, n: int) -> dic
         assert await sandbox.deliver_due() == 1  # notify -> verify -> commit -> inbox -> ack
 
     figures["pay -> notification applied"] = await timed(n // 2, paid)
+
+    # Each other channel: a new trade through its own adapter and wire, then (where the
+    # provider settles at once) the shopper's payment until the order is ready.
+    for channel in ("wechat", "paypal", "boleto"):
+        currency = CHANNELS[channel][0]
+        fresh = [await new_order(http, currency) for _ in range(n)]
+        figures[f"apply, new trade: {channel}"] = await timed(
+            n, lambda i, c=channel, o=fresh: apply(http, o[i], c)
+        )
+        if channel == "boleto":
+            continue  # a boleto clears business days later: nothing to time here
+
+        async def settled(i: int, c: str = channel, o: list[dict[str, Any]] = fresh) -> None:
+            payment = (await apply(http, o[i], c)).json()
+            code = payment["action"][CHANNELS[c][1]]
+            await http.post("/sandbox/wallet/pay", json={"code": code})
+            while (await http.get(f"/api/orders/{o[i]['id']}", headers=BACKEND)).json()[
+                "status"
+            ] != "READY_FOR_SHIPMENT":
+                await sandbox.deliver_due()
+
+        figures[f"pay -> order ready: {channel}"] = await timed(n // 2, settled)
 
     async def burst(_: int) -> None:
         order = await new_order(http)

@@ -90,6 +90,9 @@ class TransactionProbe:
             out_trade_no, refund_no, amount, provider_trade_no=provider_trade_no
         )
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         return self.inner.parse_notification(headers, body)
 

@@ -49,6 +49,8 @@ class Container:
     storage: SqlStorage
 
     async def aclose(self) -> None:
+        for provider in self.deps.providers.values():
+            await provider.aclose()
         if self.sandbox is not None:
             await self.sandbox.aclose()
         await self.storage.close()

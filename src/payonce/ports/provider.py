@@ -125,6 +125,10 @@ class PaymentProvider(Protocol):
         provider_trade_no: str | None = None,
     ) -> RefundResult: ...
 
+    async def aclose(self) -> None:
+        """Release what the adapter holds open (pooled connections)."""
+        ...
+
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         """Verify the signature on the raw bytes; raise ``NotificationRejected`` otherwise."""
         ...

@@ -299,6 +299,9 @@ class AlipayProvider:
         if skew > FRESHNESS:
             raise NotificationRejected("stale", f"notify_time {notify_time} is {skew} away")
 
+    async def aclose(self) -> None:
+        """Nothing held open: the SDK opens a connection per call."""
+
     def acknowledge(self) -> NotificationReply:
         return NotificationReply(200, b"success", "text/plain")
 

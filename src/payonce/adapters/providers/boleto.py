@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from payonce.adapters.providers.http_pool import ClientPool
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -87,7 +88,15 @@ class BoletoProvider:
     def __init__(self, settings: BoletoSettings, clock: Clock) -> None:
         self.settings = settings
         self._clock = clock
-        self._auth = httpx.BasicAuth(settings.api_key, "")
+        auth = httpx.BasicAuth(settings.api_key, "")
+        self._pool = ClientPool(
+            lambda: httpx.AsyncClient(
+                base_url=settings.api_url, auth=auth, timeout=settings.timeout_s
+            )
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
     @property
     def merchant_id(self) -> str:
@@ -108,15 +117,9 @@ class BoletoProvider:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """One API call; every failure that leaves the outcome open is ProviderUnavailable.
-
-        A client per call: nothing pooled outlives the event loop or needs closing.
-        """
+        """One API call; every failure that leaves the outcome open is ProviderUnavailable."""
         try:
-            async with httpx.AsyncClient(
-                base_url=self.settings.api_url, auth=self._auth, timeout=self.settings.timeout_s
-            ) as client:
-                response = await client.request(method, path, json=body, params=params)
+            response = await self._pool.client().request(method, path, json=body, params=params)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             # The connection was never made: nothing reached the PSP.
             raise ProviderRetryable(f"boleto {what}: {type(error).__name__}: {error}") from error

@@ -81,6 +81,9 @@ def _capture_of(order: Mapping[str, Any]) -> Mapping[str, Any] | None:
 class PaypalProvider:
     channel = Channel.PAYPAL
 
+    async def aclose(self) -> None:
+        await self._rest.aclose()
+
     def __init__(self, settings: PaypalSettings, clock: Clock) -> None:
         self.settings = settings
         self._clock = clock

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from payonce.adapters.providers.http_pool import ClientPool
 from payonce.errors import ProviderRejected, ProviderRetryable, ProviderUnavailable
 from payonce.ports.clock import Clock
 
@@ -72,14 +73,17 @@ class PaypalRest:
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        self._pool = ClientPool(
+            lambda: httpx.AsyncClient(base_url=settings.api_base, timeout=settings.timeout_s)
+        )
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[httpx.AsyncClient]:
-        """One connection pool per operation (token, lookup, capture share it)."""
-        async with httpx.AsyncClient(
-            base_url=self.settings.api_base, timeout=self.settings.timeout_s
-        ) as client:
-            yield client
+        """The pooled client an operation's calls (token, lookup, capture) share."""
+        yield self._pool.client()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
     async def send(
         self,

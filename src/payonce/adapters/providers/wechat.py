@@ -397,6 +397,9 @@ class WechatProvider:
         if skew > FRESHNESS:
             raise NotificationRejected("stale", f"Wechatpay-Timestamp {timestamp} is {skew} away")
 
+    async def aclose(self) -> None:
+        """Nothing held open: the SDK opens a connection per call."""
+
     def acknowledge(self) -> NotificationReply:
         return NotificationReply(200, b'{"code":"SUCCESS","message":"OK"}', "application/json")
 
