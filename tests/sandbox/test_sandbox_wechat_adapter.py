@@ -23,6 +23,7 @@ from payonce.domain.payment import ActionType
 from payonce.errors import ProviderRejected, ProviderUnavailable
 from payonce.ports.provider import TradeRequest, TradeState
 from payonce.sandbox import FaultSettings, WechatCredentials
+from payonce.sandbox.wechat import WechatChannel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -109,6 +110,21 @@ async def test_close_of_a_paid_trade_reports_the_payment(
 
 async def test_close_of_a_trade_wechat_never_had(wechat: WechatEnv) -> None:
     assert (await _provider(wechat).close("a_never_created")).state is TradeState.NOT_FOUND
+
+
+async def test_an_h5_order_names_the_shoppers_ip(wechat: WechatEnv) -> None:
+    provider = _provider(wechat)
+    request = replace(_request(wechat, "a_ip_1", Platform.WAP), shopper_ip="203.0.113.7")
+    await provider.create(request)
+    channel = wechat.env.sandbox.channel("wechat")
+    assert isinstance(channel, WechatChannel)
+    named = channel.terms("a_ip_1")
+    assert named is not None
+    assert named.payer_client_ip == "203.0.113.7"
+    await provider.create(replace(request, out_trade_no="a_ip_2", shopper_ip=None))
+    fallback = channel.terms("a_ip_2")
+    assert fallback is not None
+    assert fallback.payer_client_ip == provider.settings.h5_payer_ip
 
 
 async def test_each_platform_gets_its_action(wechat: WechatEnv) -> None:

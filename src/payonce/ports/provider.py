@@ -28,6 +28,8 @@ class TradeRequest:
     subject: str
     pay_deadline: datetime  # the provider refuses payment after this instant
     return_url: str | None = None
+    # The shopper's IP as payonce saw it (WeChat Pay's H5 orders must name it).
+    shopper_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from payonce.sandbox.wechat_trades import (
     CHANNEL,
     PAYABLE,
     TRADE_TYPES,
+    OrderTerms,
     Trade,
     refund_json,
     transaction_json,
@@ -421,6 +422,11 @@ class WechatChannel:
 
     def trades(self, out_trade_no: str | None = None) -> list[TradeListing]:
         return self._book.trades(out_trade_no)
+
+    def terms(self, out_trade_no: str) -> OrderTerms | None:
+        """What the merchant asked for when it created this trade (None: never created)."""
+        trade = self._book.find(out_trade_no)
+        return trade.terms if trade is not None else None
 
     def tick(self) -> None:
         self._book.expire_due()

@@ -86,8 +86,7 @@ class Merchants:
         currency = amount.get("currency", CURRENCY)
         if currency != CURRENCY:
             raise param_error(f"currency {currency!r}: only CNY")
-        if kind == "h5":
-            _check_h5_scene(data.get("scene_info"))
+        payer_ip = _check_h5_scene(data.get("scene_info")) if kind == "h5" else None
         time_expire = text_field(data, "time_expire", limit=64, required=False)
         try:
             deadline = parse_china_time(time_expire) if time_expire else None
@@ -104,6 +103,7 @@ class Merchants:
             notify_url=notify_url,
             time_expire=deadline,
             attach=text_field(data, "attach", limit=128, required=False),
+            payer_client_ip=payer_ip,
         )
 
     @staticmethod
@@ -129,10 +129,12 @@ class Merchants:
         )
 
 
-def _check_h5_scene(scene: object) -> None:
-    """H5 payments name the shopper's IP and the kind of page they pay from."""
+def _check_h5_scene(scene: object) -> str:
+    """H5 payments name the shopper's IP and the kind of page they pay from; the IP."""
     if not isinstance(scene, dict) or not isinstance(scene.get("payer_client_ip"), str):
         raise param_error("scene_info.payer_client_ip is required for H5")
     h5_info = scene.get("h5_info")
     if not isinstance(h5_info, dict) or not h5_info.get("type"):
         raise param_error("scene_info.h5_info.type is required for H5")
+    payer_ip: str = scene["payer_client_ip"]
+    return payer_ip

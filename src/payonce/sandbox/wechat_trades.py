@@ -57,6 +57,8 @@ class OrderTerms:
     notify_url: str
     time_expire: datetime | None
     attach: str
+    # H5 only: the shopper's IP the merchant named (not part of the terms a repeat must match).
+    payer_client_ip: str | None = field(default=None, compare=False)
 
     def same_order(self, other: OrderTerms) -> bool:
         """A repeated create of the same order (WeChat answers it with the same code)."""

@@ -55,7 +55,12 @@ class _Again(Exception):
 
 
 async def apply_payment(
-    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform
+    deps: Deps,
+    order_id: OrderId,
+    channel: Channel,
+    platform: Platform,
+    *,
+    shopper_ip: str | None = None,
 ) -> Applied:
     provider = deps.providers.get(channel)
     if provider is None:
@@ -70,7 +75,7 @@ async def apply_payment(
                 ttl_s=deps.policy.lock_ttl_s,
                 wait_s=deps.policy.lock_wait_s,
             ) as lease:
-                return await _apply_once(deps, provider, order_id, platform, lease)
+                return await _apply_once(deps, provider, order_id, platform, lease, shopper_ip)
         except (_Again, StorageConflict, IllegalTransition):
             continue
     raise OrderBusy(f"order {order_id} kept changing; retry")
@@ -112,7 +117,12 @@ async def _refuse_if_settled(deps: Deps, order: Order, payments: list[Payment]) 
 
 
 async def _apply_once(
-    deps: Deps, provider: PaymentProvider, order_id: OrderId, platform: Platform, lease: Lease
+    deps: Deps,
+    provider: PaymentProvider,
+    order_id: OrderId,
+    platform: Platform,
+    lease: Lease,
+    shopper_ip: str | None,
 ) -> Applied:
     channel = provider.channel
     async with deps.storage.transaction() as uow:
@@ -179,6 +189,7 @@ async def _apply_once(
             subject=f"Order {order.id}",
             pay_deadline=order.expires_at,
             return_url=deps.return_url(order.id),
+            shopper_ip=shopper_ip,
         ),
     )
     return Applied(payment_view(opened), created=True)

@@ -97,7 +97,8 @@ class WechatSettings:
     gateway_url: str
     notify_url: str
     timeout_s: float = 15.0
-    # H5 orders must name the shopper's IP, which the provider port does not carry yet.
+    # H5 orders must name the shopper's IP: the one the apply request came from, or this one
+    # when payonce did not see it.
     h5_payer_ip: str = "127.0.0.1"
 
 
@@ -206,7 +207,7 @@ class WechatProvider:
         }
         if request.platform is Platform.WAP:
             order["scene_info"] = {
-                "payer_client_ip": self.settings.h5_payer_ip,
+                "payer_client_ip": request.shopper_ip or self.settings.h5_payer_ip,
                 "h5_info": {"type": "Wap"},
             }
         status, data = await self._call("create", lambda: self._sdk.pay(**order))

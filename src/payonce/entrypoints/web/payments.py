@@ -51,7 +51,11 @@ async def apply(
     platform = Platform(body.platform)
 
     async def handler() -> tuple[int, Any]:
-        applied = await apply_payment(deps, OrderId(order_id), channel, platform)
+        # Behind a proxy, uvicorn's --proxy-headers makes this the shopper's address.
+        shopper_ip = request.client.host if request.client else None
+        applied = await apply_payment(
+            deps, OrderId(order_id), channel, platform, shopper_ip=shopper_ip
+        )
         return (201 if applied.created else 200), applied.payment
 
     return await run_idempotent(request, caller, key, handler, required=True)
