@@ -1,12 +1,20 @@
-"""Fixtures shared by every test: a frozen, adjustable clock and the storage backends."""
+"""Fixtures shared by every test: a frozen, adjustable clock and the storage backends.
+
+PostgreSQL is a real server, started once per session from the machine's binaries by
+pytest-postgresql (through tests/support/pg_ctl); each test gets a database of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
@@ -15,6 +23,10 @@ from payonce.adapters.storage.sql import SqlStorage
 from payonce.ports.storage import Storage
 
 START = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
+PG_CTL = Path(__file__).with_name("support") / "pg_ctl"
+
+postgresql_proc = factories.postgresql_proc(executable=str(PG_CTL), port=None)
+_databases = itertools.count(1)
 
 
 @pytest.fixture
@@ -29,12 +41,32 @@ async def sqlite_storage(path: Path) -> SqlStorage:
     return SqlStorage(engine)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture
+def postgres_url(postgresql_proc: PostgreSQLExecutor) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL server; dropped afterwards."""
+    name = f"payonce_{next(_databases)}"
+    proc = postgresql_proc
+    with DatabaseJanitor(
+        user=proc.user,
+        host=proc.host,
+        port=proc.port,
+        dbname=name,
+        password=proc.password,
+    ):
+        yield f"postgresql+psycopg://{proc.user}@{proc.host}:{proc.port}/{name}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     """Every storage adapter, so one contract suite runs against each."""
     if request.param == "memory":
         yield MemoryStorage()
         return
-    sql = await sqlite_storage(tmp_path / "payonce.db")
+    if request.param == "postgres":
+        engine = open_engine(request.getfixturevalue("postgres_url"))
+        await upgrade(engine)
+        sql = SqlStorage(engine)
+    else:
+        sql = await sqlite_storage(tmp_path / "payonce.db")
     yield sql
     await sql.close()

@@ -58,13 +58,19 @@ class _Session:
     async def insert_ignoring_conflict(
         self, table: Table, values: Mapping[str, Any], keys: list[str]
     ) -> bool:
-        """Insert unless a row with the same ``keys`` exists; True when inserted."""
+        """Insert unless a row with the same ``keys`` exists; True when inserted.
+
+        Told by RETURNING, not rowcount: psycopg reports -1 rows for an upsert.
+        """
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         statement = (
-            dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+            dialect_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=keys)
+            .returning(table.c[keys[0]])
         )
         result = await self.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return result.first() is not None
 
 
 class _Orders:
@@ -292,14 +298,14 @@ class _Fences:
 
     async def check(self, key: str, token: int) -> None:
         dialect_insert = postgresql.insert if self._s.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(lock_fences).values(key=key, token=token)
-        statement = statement.on_conflict_do_update(
+        insert = dialect_insert(lock_fences).values(key=key, token=token)
+        upsert = insert.on_conflict_do_update(
             index_elements=["key"],
-            set_={"token": statement.excluded.token},
-            where=lock_fences.c.token <= statement.excluded.token,
-        )
-        result = await self._s.execute(statement)
-        if not result.rowcount:  # type: ignore[attr-defined]
+            set_={"token": insert.excluded.token},
+            where=lock_fences.c.token <= insert.excluded.token,
+        ).returning(lock_fences.c.key)
+        result = await self._s.execute(upsert)
+        if result.first() is None:  # nothing written: a newer token already wrote
             raise FenceRejected(f"lock token {token} for {key} is older than one that wrote")
 
 
