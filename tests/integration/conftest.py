@@ -17,6 +17,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
+from payonce.adapters.storage.engine import open_engine, upgrade
 from payonce.bootstrap import Container, bootstrap
 from payonce.config import Settings
 from payonce.entrypoints.web.app import create_app
@@ -131,8 +132,14 @@ async def start_live(
     running: list[tuple[uvicorn.Server, asyncio.Task[None], Live]] = []
 
     async def start(
-        *, locks: Locks | None = None, policy: Policy | None = None, provider_timeout_s: float = 5.0
+        *,
+        locks: Locks | None = None,
+        policy: Policy | None = None,
+        provider_timeout_s: float = 5.0,
+        database_url: str | None = None,
     ) -> Live:
+        """``database_url``: a PostgreSQL database (migrated here, as `payonce db upgrade`
+        does); None: the embedded SQLite file."""
         data_dir = tmp_path / f"data{len(running)}"
         data_dir.mkdir(parents=True)
         shutil.copytree(sandbox_keys, data_dir / "sandbox")
@@ -145,7 +152,13 @@ async def start_live(
             api_key=API_KEY,  # type: ignore[arg-type]
             clock="adjustable",
             provider_timeout_s=provider_timeout_s,
+            database_url=database_url,
+            mount_sandbox=True,
         )
+        if database_url is not None:
+            engine = open_engine(database_url)
+            await upgrade(engine)
+            await engine.dispose()
         container = await bootstrap(
             settings, public_url=url, clock=clock, locks=locks, policy=policy
         )

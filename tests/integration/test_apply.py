@@ -25,11 +25,14 @@ async def _apply_until_answered(live: Live, order: dict[str, Any], key: str) -> 
     raise AssertionError("the first request with this key never finished")
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 @pytest.mark.parametrize("lock", ["in-process", "no-lock"])
 async def test_fifty_concurrent_applies_open_exactly_one_trade(
-    start_live: LiveFactory, lock: str
+    start_live: LiveFactory, lock: str, database: str, request: pytest.FixtureRequest
 ) -> None:
-    live = await start_live(locks=None if lock == "in-process" else NoLocks())
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else None
+    live = await start_live(locks=None if lock == "in-process" else NoLocks(), database_url=url)
+    assert live.container.storage.engine.dialect.name == ("postgresql" if url else "sqlite")
     if lock == "in-process":
         assert isinstance(live.container.deps.locks, InProcessLocks)
     else:  # the lock excludes nobody: only the database can keep this at one trade
