@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from payonce.adapters.storage.sql import SqlStorage
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId
@@ -177,6 +179,38 @@ async def test_payments_of_an_order_are_numbered_and_come_newest_first(storage: 
     with pytest.raises(DuplicateKey):
         async with storage.transaction() as uow:
             await uow.payments.add(_payment(order, status=S.CLOSED, number=2))
+
+
+async def test_outbox_claims_are_disjoint_and_leased(storage: Storage) -> None:
+    order = await _saved(storage)
+    payment = _payment(order, status=S.PAID, applied=True)
+    events = [Event.about(Topic.PAYMENT_SUCCEEDED, payment, START) for _ in range(6)]
+    async with storage.transaction() as uow:
+        await uow.payments.add(payment)
+        for event in events:
+            await uow.outbox.add(event, now=START)
+    lease = START + timedelta(seconds=60)
+
+    async def claim(limit: int, now: datetime = START) -> set[EventId]:
+        async with storage.transaction() as uow:
+            taken = await uow.outbox.claim(now=now, until=lease, limit=limit)
+        return {entry.event.id for entry in taken}
+
+    concurrent = isinstance(storage, SqlStorage) and storage.engine.dialect.name == "postgresql"
+    async with storage.transaction() as uow:
+        first = {e.event.id for e in await uow.outbox.claim(now=START, until=lease, limit=4)}
+        # PostgreSQL takes writers at once: another relay claims while this one holds its rows
+        # (without SKIP LOCKED it would wait on them forever: a deadlock guard, not a timing).
+        second = await asyncio.wait_for(claim(4), timeout=30) if concurrent else set()
+    if not concurrent:  # one writer at a time: the other relay claims after the commit
+        second = await claim(4)
+    assert (len(first), len(second)) == (4, 2)
+    assert first | second == {event.id for event in events}
+    assert await claim(10) == set()  # every event is leased
+    async with storage.transaction() as uow:
+        assert await uow.outbox.mark_delivered(events[0].id, now=START) is True
+    # The lease ends: whatever was claimed and not delivered is due again (a relay died).
+    assert await claim(10, now=lease) == {event.id for event in events[1:]}
 
 
 async def test_outbox_delivers_each_event_once(storage: Storage) -> None:

@@ -63,6 +63,16 @@ class OutboxRepository(Protocol):
         """Undelivered entries whose next attempt is due, oldest first."""
         ...
 
+    async def claim(
+        self, *, now: datetime, until: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        """Take due entries for delivery: each is not due again before ``until`` (a lease).
+
+        Relays claiming at once get disjoint entries (PostgreSQL: ``FOR UPDATE SKIP LOCKED``);
+        one that crashes leaves its entries due again when the lease ends.
+        """
+        ...
+
     async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
         """True if this call delivered it (it was still undelivered)."""
         ...

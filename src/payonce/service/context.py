@@ -40,6 +40,8 @@ class Policy:
     attempt_cache_ttl_s: float = 30.0
     outbox_backoff_first: timedelta = timedelta(seconds=1)
     outbox_backoff_max: timedelta = timedelta(hours=1)
+    # How long a relay holds the events it claimed before others may take them again.
+    outbox_claim_lease: timedelta = timedelta(seconds=60)
     order_ttl: timedelta = timedelta(minutes=30)
 
 

@@ -24,11 +24,16 @@ def next_attempt_delay(deps: Deps, attempts: int) -> timedelta:
 async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
     """Deliver every due event (of one order, or all); returns how many were acknowledged.
 
-    Two relays may deliver the same event at once (the immediate attempt after a commit and the
-    background loop): consumers deduplicate on the event id, so that costs a no-op, not a repeat.
+    Each relay claims what it delivers for a lease, so relays running at once (the immediate
+    attempt after a commit, the background loop, other workers) take disjoint events; one that
+    dies mid-way leaves its events due again when the lease ends. Consumers still deduplicate
+    on the event id, so a delivery repeated after a lapsed lease is a no-op, not a repeat.
     """
+    now = deps.clock.now()
     async with deps.storage.transaction() as uow:
-        entries = await uow.outbox.due(now=deps.clock.now(), limit=BATCH, order_id=order_id)
+        entries = await uow.outbox.claim(
+            now=now, until=now + deps.policy.outbox_claim_lease, limit=BATCH, order_id=order_id
+        )
     delivered = 0
     for entry in entries:
         if await _deliver(deps, entry):

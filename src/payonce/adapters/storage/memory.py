@@ -133,6 +133,14 @@ class _Outbox:
         found.sort(key=lambda e: (e.next_attempt_at, e.event.id))
         return found[:limit]
 
+    async def claim(
+        self, *, now: datetime, until: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        taken = await self.due(now=now, limit=limit, order_id=order_id)
+        for entry in taken:
+            self._st.outbox[entry.event.id] = replace(entry, next_attempt_at=until)
+        return taken
+
     async def get(self, event_id: EventId) -> OutboxEntry | None:
         return self._st.outbox.get(event_id)
 

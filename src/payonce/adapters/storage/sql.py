@@ -154,6 +154,29 @@ class _Outbox:
             query = query.where(outbox.c.order_id == order_id)
         return [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
 
+    async def claim(
+        self, *, now: datetime, until: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        query = (
+            select(outbox)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.next_attempt_at, outbox.c.event_id)
+            .limit(limit)
+        )
+        if order_id is not None:
+            query = query.where(outbox.c.order_id == order_id)
+        if self._s.dialect == "postgresql":
+            # Rows another relay is taking are skipped, not waited for (SQLite: one writer).
+            query = query.with_for_update(skip_locked=True)
+        taken = [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
+        if taken:
+            await self._s.execute(
+                update(outbox)
+                .where(outbox.c.event_id.in_([entry.event.id for entry in taken]))
+                .values(next_attempt_at=until)
+            )
+        return taken
+
     async def get(self, event_id: EventId) -> OutboxEntry | None:
         found = (
             (await self._s.execute(select(outbox).where(outbox.c.event_id == event_id)))
