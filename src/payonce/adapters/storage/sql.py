@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Result, Table, delete, exc, select, update
+from sqlalchemy import Executable, Result, Select, Table, delete, exc, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -141,30 +141,26 @@ class _Outbox:
             )
         )
 
-    async def due(
-        self, *, now: datetime, limit: int, order_id: OrderId | None = None
-    ) -> list[OutboxEntry]:
+    @staticmethod
+    def _due(now: datetime, limit: int, order_id: OrderId | None) -> Select[Any]:
         query = (
             select(outbox)
             .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
             .order_by(outbox.c.next_attempt_at, outbox.c.event_id)
             .limit(limit)
         )
-        if order_id is not None:
-            query = query.where(outbox.c.order_id == order_id)
+        return query if order_id is None else query.where(outbox.c.order_id == order_id)
+
+    async def due(
+        self, *, now: datetime, limit: int, order_id: OrderId | None = None
+    ) -> list[OutboxEntry]:
+        query = self._due(now, limit, order_id)
         return [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
 
     async def claim(
         self, *, now: datetime, until: datetime, limit: int, order_id: OrderId | None = None
     ) -> list[OutboxEntry]:
-        query = (
-            select(outbox)
-            .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.event_id)
-            .limit(limit)
-        )
-        if order_id is not None:
-            query = query.where(outbox.c.order_id == order_id)
+        query = self._due(now, limit, order_id)
         if self._s.dialect == "postgresql":
             # Rows another relay is taking are skipped, not waited for (SQLite: one writer).
             query = query.with_for_update(skip_locked=True)
