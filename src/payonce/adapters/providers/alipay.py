@@ -19,6 +19,7 @@ from alipay import AliPay
 from alipay.exceptions import AliPayException
 from alipay.utils import AliPayConfig
 
+from payonce.adapters.providers.freshness import require_fresh
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -45,8 +46,6 @@ CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 SUCCESS = "10000"
 # Sub-codes that mean "ask again later", not "no".
 _RETRYABLE = {"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"}
-# How far a notification's own time may be from ours (replays are older).
-FRESHNESS = timedelta(minutes=5)
 _TRADE_STATES = {
     "WAIT_BUYER_PAY": TradeState.OPEN,
     "TRADE_SUCCESS": TradeState.PAID,
@@ -295,9 +294,7 @@ class AlipayProvider:
             sent = datetime.strptime(notify_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
         except ValueError as error:
             raise NotificationRejected("malformed", f"notify_time {notify_time!r}") from error
-        skew = abs(self._clock.now() - sent)
-        if skew > FRESHNESS:
-            raise NotificationRejected("stale", f"notify_time {notify_time} is {skew} away")
+        require_fresh(sent, self._clock.now(), what=f"notify_time {notify_time}")
 
     async def aclose(self) -> None:
         """Nothing held open: the SDK opens a connection per call."""

@@ -15,12 +15,13 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from payonce.adapters.providers.freshness import require_fresh
 from payonce.adapters.providers.http_pool import ClientPool
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
@@ -48,8 +49,6 @@ CURRENCY = "BRL"
 # The PSP's calendar: a due date is a São Paulo date.
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 SIGNATURE_HEADER = "x-boleto-signature"
-# How far a webhook's signed timestamp may be from our clock (replays are older).
-FRESHNESS = timedelta(minutes=5)
 # Every status a charge can be in, as payonce sees it. A boleto paid at a bank stays "pending"
 # until the PSP confirms it; a partly refunded charge was still captured.
 _STATES = {
@@ -280,9 +279,7 @@ class BoletoProvider:
         except (OverflowError, OSError, ValueError) as error:
             raise NotificationRejected("malformed", f"timestamp {stamp}") from error
         # The PSP signs every attempt anew: an old timestamp is a replay of an earlier delivery.
-        skew = abs(self._clock.now() - signed_at)
-        if skew > FRESHNESS:
-            raise NotificationRejected("stale", f"signed {skew} away from now")
+        require_fresh(signed_at, self._clock.now(), what=f"signature time {stamp}")
         try:
             event = json.loads(body)
         except (UnicodeDecodeError, ValueError) as error:

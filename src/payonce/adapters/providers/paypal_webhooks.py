@@ -15,7 +15,7 @@ import functools
 import json
 import zlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from payonce.adapters.providers.freshness import require_fresh
 from payonce.domain.channels import Channel
 from payonce.domain.money import InvalidMoney, Money
 from payonce.errors import NotificationRejected
@@ -30,9 +31,6 @@ from payonce.ports.clock import Clock
 from payonce.ports.provider import ProviderNotification, TradeState
 
 AUTH_ALGO = "SHA256withRSA"
-# How far a delivery's transmission time may be from ours: PayPal stamps every attempt anew,
-# so an older stamp is a replay of an earlier delivery.
-FRESHNESS = timedelta(minutes=5)
 # The events payonce acts on; any other genuine event is acknowledged and ignored (reason
 # "ignored"), so PayPal does not retry it for three days.
 _STATES = {
@@ -119,9 +117,7 @@ class WebhookVerifier:
             raise NotificationRejected("malformed", f"time {transmission_time!r}") from error
         if sent.tzinfo is None:
             raise NotificationRejected("malformed", f"time {transmission_time!r} has no zone")
-        skew = abs(now - sent)
-        if skew > FRESHNESS:
-            raise NotificationRejected("stale", f"transmitted {transmission_time}, {skew} away")
+        require_fresh(sent, now, what=f"transmission time {transmission_time}")
 
     def _payee(self, holder: Mapping[str, Any]) -> str:
         """Whose payment this is. A delivery signed for our webhook id is ours, so a resource

@@ -22,6 +22,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from payonce.adapters.providers.freshness import require_fresh
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -49,9 +50,6 @@ SCHEME = "WECHATPAY2-SHA256-RSA2048"
 # The provider_code of a close WeChat refused because the order is younger than five minutes:
 # the trade is still open and payable, and a close after that age will succeed.
 CLOSE_TOO_SOON = "CLOSE_TOO_SOON"
-# How far a notification's signed timestamp may be from our clock (replays are older). The
-# SDK's callback() verifies and decrypts but never looks at the time.
-FRESHNESS = timedelta(minutes=5)
 # How long WeChat honours what create answers: a code_url or prepay_id two hours, an h5_url
 # five minutes.
 CODE_VALIDITY = timedelta(hours=2)
@@ -390,13 +388,14 @@ class WechatProvider:
         )
 
     def _check_fresh(self, timestamp: str) -> None:
-        """WeChat signs every attempt anew: an old timestamp is a replay of an earlier one."""
+        """WeChat signs every attempt anew: an old timestamp is a replay of an earlier one.
+
+        The SDK's callback() verifies and decrypts, but never looks at the time.
+        """
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
             raise NotificationRejected("malformed", f"Wechatpay-Timestamp {timestamp!r}")
         sent = datetime.fromtimestamp(int(timestamp), UTC)
-        skew = abs(self._clock.now() - sent)
-        if skew > FRESHNESS:
-            raise NotificationRejected("stale", f"Wechatpay-Timestamp {timestamp} is {skew} away")
+        require_fresh(sent, self._clock.now(), what=f"Wechatpay-Timestamp {timestamp}")
 
     async def aclose(self) -> None:
         """Nothing held open: the SDK opens a connection per call."""
