@@ -2,6 +2,7 @@
 
 PostgreSQL is a real server, started once per session from the machine's binaries by
 pytest-postgresql (through tests/support/pg_ctl); each test gets a database of its own.
+Redis is a real server too (pytest-redis), emptied before each test that asks for it.
 """
 
 from __future__ import annotations
@@ -12,21 +13,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from pytest_postgresql import factories
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
+from pytest_redis import factories as redis_factories
+from pytest_redis.executor import RedisExecutor
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.memory import MemoryStorage
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.ports.storage import Storage
+from payonce.sandbox.keys import SandboxKeys
 
 START = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
 PG_CTL = Path(__file__).with_name("support") / "pg_ctl"
 
 postgresql_proc = factories.postgresql_proc(executable=str(PG_CTL), port=None)
 _databases = itertools.count(1)
+redis_proc = redis_factories.redis_proc(port=None)
+
+
+@pytest.fixture(scope="session")
+def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RSA keys take a while to make: one set of every channel's keys for the whole session."""
+    directory = tmp_path_factory.mktemp("keys") / "sandbox"
+    SandboxKeys.load_or_create(directory)
+    return directory
 
 
 @pytest.fixture
@@ -54,6 +68,15 @@ def postgres_url(postgresql_proc: PostgreSQLExecutor) -> Iterator[str]:
         password=proc.password,
     ):
         yield f"postgresql+psycopg://{proc.user}@{proc.host}:{proc.port}/{name}"
+
+
+@pytest.fixture
+def redis_url(redis_proc: RedisExecutor) -> str:
+    """The session's Redis server, emptied for this test."""
+    url = f"redis://{redis_proc.host}:{redis_proc.port}/0"
+    with redis.Redis.from_url(url) as client:
+        client.flushall()
+    return url
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -23,19 +23,10 @@ from payonce.config import Settings
 from payonce.entrypoints.web.app import create_app
 from payonce.ports.locks import Locks
 from payonce.sandbox.app import Sandbox
-from payonce.sandbox.keys import SandboxKeys
 from payonce.service.context import Policy
 
 API_KEY = "sk_test_backend"
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 2, "unit_amount": 1999}]
-
-
-@pytest.fixture(scope="session")
-def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """RSA keys take a while to make: one set of every channel's keys for the whole session."""
-    directory = tmp_path_factory.mktemp("keys") / "sandbox"
-    SandboxKeys.load_or_create(directory)
-    return directory
 
 
 class NotifyOutage:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,15 @@ class _Grant:
     expires_at: datetime
 
 
+def next_token(last: int) -> int:
+    """The next fencing token: wall-clock microseconds, and always past the last one.
+
+    Tokens must keep growing across restarts and across a switch to Redis (whose tokens follow
+    the same rule), or the database would refuse every write after one.
+    """
+    return max(last + 1, time.time_ns() // 1000)
+
+
 class InProcessLocks:
     """One process's locks. A grant past its TTL may be taken over; the fence catches the loser."""
 
@@ -31,9 +39,7 @@ class InProcessLocks:
         self._clock = clock
         self._held: dict[str, _Grant] = {}
         self._changed = asyncio.Condition()
-        # Tokens must keep growing across restarts, or the database would refuse every write
-        # after one: start from the wall clock's nanoseconds.
-        self._tokens = itertools.count(time.time_ns())
+        self._last_token = 0
 
     @asynccontextmanager
     async def hold(self, key: str, *, ttl_s: float, wait_s: float) -> AsyncIterator[Lease]:
@@ -50,7 +56,7 @@ class InProcessLocks:
                     await asyncio.wait_for(self._changed.wait(), min(remaining, _RECHECK_S))
                 except TimeoutError:
                     continue
-            token = next(self._tokens)
+            token = self._last_token = next_token(self._last_token)
             self._held[key] = _Grant(token, self._clock.now() + timedelta(seconds=ttl_s))
         try:
             yield Lease(key, token)

@@ -5,18 +5,18 @@ Shipped for the tests and the chaos harness that prove "at most once" does not r
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from payonce.adapters.locks.memory import next_token
 from payonce.ports.locks import Lease
 
 
 class NoLocks:
     def __init__(self) -> None:
-        self._tokens = itertools.count(time.time_ns())
+        self._last_token = 0
 
     @asynccontextmanager
     async def hold(self, key: str, *, ttl_s: float, wait_s: float) -> AsyncIterator[Lease]:
-        yield Lease(key, next(self._tokens))
+        self._last_token = next_token(self._last_token)
+        yield Lease(key, self._last_token)

@@ -1,0 +1,1 @@
+"""Event-delivery adapters: outbox events carried to other services."""

@@ -1,0 +1,117 @@
+"""Per-order locks shared by every process through Redis, with fencing tokens from Redis's clock.
+
+A grant is ``SET NX PX`` of a random owner token plus a fencing token that is Redis's time in
+microseconds, pushed past the last one issued for the key: tokens keep growing even if the fence
+key is lost or Redis is flushed, and follow the same rule as the in-process locks. When Redis
+cannot be reached the grant falls back to a lock of this process alone: a lost Redis costs
+mutual exclusion across processes, never availability, since the database is the real guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from payonce.errors import LockNotAcquired
+from payonce.ports.locks import Lease, Locks
+
+log = logging.getLogger(__name__)
+
+# Long enough to outlive any grant; losing it is harmless because tokens follow the clock.
+_FENCE_TTL_MS = 7 * 24 * 3600 * 1000
+_FIRST_PAUSE_S = 0.002
+_MAX_PAUSE_S = 0.05
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# KEYS: lock, fence. ARGV: owner, ttl ms, fence ttl ms. Returns the fencing token, or nil.
+# Numbers are formatted with %.0f because Redis would render a large Lua number in exponent form;
+# microseconds stay below 2^53, so a Lua double holds them exactly.
+_GRANT = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return false
+end
+local now = redis.call('TIME')
+local micros = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local token = math.max(last + 1, micros)
+local text = string.format('%.0f', token)
+redis.call('SET', KEYS[2], text, 'PX', ARGV[3])
+return text
+"""
+
+# KEYS: lock. ARGV: owner. A grant that expired and was taken over belongs to someone else.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key_of(key: str, prefix: str = "payonce:") -> str:
+    # The braces are a hash tag: a key's lock and fence share one Redis Cluster slot, as the
+    # grant script touching both requires.
+    return f"{prefix}lock:{{{key}}}"
+
+
+def fence_key_of(key: str, prefix: str = "payonce:") -> str:
+    return f"{prefix}fence:{{{key}}}"
+
+
+class RedisLocks:
+    def __init__(self, client: Redis, *, fallback: Locks, prefix: str = "payonce:") -> None:
+        self._fallback = fallback
+        self._prefix = prefix
+        self._grant = client.register_script(_GRANT)
+        self._release = client.register_script(_RELEASE)
+
+    @asynccontextmanager
+    async def hold(self, key: str, *, ttl_s: float, wait_s: float) -> AsyncIterator[Lease]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        lock_key = lock_key_of(key, self._prefix)
+        owner = secrets.token_hex(16)
+        token: int | None
+        try:
+            token = await self._acquire(key, lock_key, owner, ttl_s, deadline)
+        except _UNREACHABLE as exc:
+            log.warning("redis unreachable, locking %s in this process only: %s", key, exc)
+            token = None
+        if token is None:
+            remaining = max(0.0, deadline - loop.time())
+            async with self._fallback.hold(key, ttl_s=ttl_s, wait_s=remaining) as lease:
+                yield lease
+            return
+        try:
+            yield Lease(key, token)
+        finally:
+            try:
+                await self._release(keys=[lock_key], args=[owner])
+            except (RedisError, OSError) as exc:
+                # The grant expires on its own; the caller's work is done and must not fail now.
+                log.warning("could not release lock %s: %s", key, exc)
+
+    async def _acquire(
+        self, key: str, lock_key: str, owner: str, ttl_s: float, deadline: float
+    ) -> int:
+        loop = asyncio.get_running_loop()
+        keys = [lock_key, fence_key_of(key, self._prefix)]
+        args: list[str | int] = [owner, max(1, round(ttl_s * 1000)), _FENCE_TTL_MS]
+        pause = _FIRST_PAUSE_S
+        while True:
+            token = await self._grant(keys=keys, args=args)
+            if token is not None:
+                return int(token)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise LockNotAcquired(f"{key} is held by another request")
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, _MAX_PAUSE_S)
