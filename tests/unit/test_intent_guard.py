@@ -1,6 +1,8 @@
-"""Opening a trade is decided on what was read: the database refuses it if the order moved since."""
+"""Opening a trade is decided on what was read, under a lock whose lapse the database notices."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -11,11 +13,12 @@ from payonce.adapters.locks.unlocked import NoLocks
 from payonce.adapters.storage.memory import MemoryStorage
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.order import Order, OrderLine
-from payonce.domain.payment import Payment
+from payonce.domain.outcomes import TradeOpened
+from payonce.domain.payment import Action, ActionType, Payment
 from payonce.errors import FenceRejected, StaleVersion
 from payonce.ports.locks import Lease
-from payonce.service.context import Deps
-from payonce.service.recording import insert_intent
+from payonce.service.context import Deps, order_lock_key
+from payonce.service.recording import insert_intent, record
 
 
 @pytest.fixture
@@ -83,3 +86,20 @@ async def test_an_intent_on_a_fresh_read_is_numbered_and_bumps_the_order(deps: D
         order = await uow.orders.get(seen.id)
     assert order is not None
     assert order.version == seen.version + 1
+
+
+async def test_a_fact_learnt_under_a_lapsed_lock_is_refused_and_changes_nothing(
+    deps: Deps,
+) -> None:
+    seen = await _order(deps)
+    intent = await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=seen)
+    async with deps.storage.transaction() as uow:  # the next holder (token 20) wrote
+        await uow.fences.check(order_lock_key(seen.id), 20)
+    late = deps.clock.now() + timedelta(hours=2)
+    opened = TradeOpened(Action(ActionType.QR_CODE, {"qr_code": "https://qr/late"}, late), "T-1")
+    with pytest.raises(FenceRejected):  # the holder of token 10 comes back with its answer
+        await record(deps, intent.id, opened, lease=Lease("order", 10))
+    async with deps.storage.transaction() as uow:
+        assert await uow.payments.get(intent.id) == intent
+    # The current holder records the same fact.
+    assert (await record(deps, intent.id, opened, lease=Lease("order", 20))).action is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from payonce.domain.payment import Payment, PaymentStatus
 from payonce.domain.transitions import IllegalTransition
 from payonce.errors import (
     ChannelUnsupported,
+    FenceRejected,
     OrderAlreadyPaid,
     OrderBusy,
     OrderClosed,
@@ -42,6 +44,8 @@ from payonce.service.recording import (
 )
 from payonce.service.trades import close_trade, open_trade, sync_with_provider
 from payonce.service.views import payment_view
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,10 @@ async def apply_payment(
                 wait_s=deps.policy.lock_wait_s,
             ) as lease:
                 return await _apply_once(deps, provider, order_id, platform, lease, shopper_ip)
+        except FenceRejected as error:
+            # Our lock lapsed (a pause, a slow call) and another request holds it now: what we
+            # learnt was refused; take the lock again and decide from what is recorded.
+            log.warning("apply for %s: %s; starting over", order_id, error)
         except (_Again, StorageConflict, IllegalTransition):
             continue
     raise OrderBusy(f"order {order_id} kept changing; retry")
@@ -144,7 +152,8 @@ async def _apply_once(
             if now - payment.created_at < deps.policy.intent_grace:
                 await _wait_for_change(deps, order)  # another request is opening this trade
                 raise _Again()
-            await record(deps, payment.id, CallUnanswered("intent abandoned by its request"))
+            abandoned = CallUnanswered("intent abandoned by its request")
+            await record(deps, payment.id, abandoned, lease=lease)
             raise _Again()
         if payment.status is PaymentStatus.UNKNOWN:
             settled = await sync_with_provider(deps, payment, lease)
@@ -181,6 +190,7 @@ async def _apply_once(
     opened = await open_trade(
         deps,
         intent,
+        lease,
         order_id=order.id,
         request=TradeRequest(
             out_trade_no=intent.out_trade_no,

@@ -81,7 +81,7 @@ async def _apply(deps: Deps, note: ProviderNotification, payment: Payment) -> No
             ):
                 await _capture_of_a_closed_trade(deps, current, lease, key)
                 return
-            await record(deps, payment.id, outcome, notification=key)
+            await record(deps, payment.id, outcome, lease=lease, notification=key)
         except IllegalTransition as conflict:
             # Verified, but it contradicts what we hold. Kept (for reconciliation) before the
             # acknowledgement: asking again would tell us the same.

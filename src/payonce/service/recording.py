@@ -90,11 +90,14 @@ async def record(
     payment_id: PaymentId,
     outcome: Outcome,
     *,
+    lease: Lease | None = None,
     notification: tuple[str, str] | None = None,
 ) -> Payment:
     """Record a fact about a trade. With ``notification`` (channel, id), a repeated delivery of
-    it changes nothing: the id is stored in the same transaction as the change."""
-    return await _write(deps, payment_id, outcome, notification=notification)
+    it changes nothing: the id is stored in the same transaction as the change. With ``lease``
+    (learnt under the order's lock), a holder whose lock lapsed and was granted again is refused
+    (FenceRejected): the current holder decides, and will learn the same fact itself."""
+    return await _write(deps, payment_id, outcome, lease=lease, notification=notification)
 
 
 async def note_notification(
@@ -126,6 +129,9 @@ async def _write(
                     *notification, payment_id=payment_id, now=now
                 ):
                     return payment  # a repeated delivery: the first one already counted
+                if lease is not None:
+                    # Before anything else: a stale holder must not even record "nothing new".
+                    await uow.fences.check(order_lock_key(payment.order_id), lease.token)
                 order = await uow.orders.get(payment.order_id)
                 if order is None:
                     raise OrderNotFound()
@@ -136,8 +142,6 @@ async def _write(
                 )
                 if not reaction.changed(payment):
                     return payment
-                if lease is not None:
-                    await uow.fences.check(order_lock_key(order.id), lease.token)
                 await uow.payments.update(reaction.payment, expected_version=payment.version)
                 touched = order.touched(now)
                 await uow.orders.update(touched, expected_version=order.version)

@@ -43,22 +43,23 @@ def provider_for(deps: Deps, payment: Payment) -> PaymentProvider:
 
 
 async def open_trade(
-    deps: Deps, intent: Payment, *, order_id: OrderId, request: TradeRequest
+    deps: Deps, intent: Payment, lease: Lease, *, order_id: OrderId, request: TradeRequest
 ) -> Payment:
     """Call the provider for a committed intent and record what it answered."""
     provider = provider_for(deps, intent)
     try:
         created = await provider.create(request)
     except ProviderRejected as error:
-        await record(deps, intent.id, TradeRefused(str(error)))
+        await record(deps, intent.id, TradeRefused(str(error)), lease=lease)
         raise
     except Exception as error:
         # The request may have reached the provider: only a query can tell what happened.
-        await record(deps, intent.id, CallUnanswered(f"create: {error}"))
+        await record(deps, intent.id, CallUnanswered(f"create: {error}"), lease=lease)
         raise PaymentOutcomeUnknown(
             f"the provider did not answer opening a trade for order {order_id}; retry shortly"
         ) from error
-    return await record(deps, intent.id, TradeOpened(created.action, created.provider_trade_no))
+    opened = TradeOpened(created.action, created.provider_trade_no)
+    return await record(deps, intent.id, opened, lease=lease)
 
 
 def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:
@@ -108,7 +109,7 @@ async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     outcome = outcome_of(snapshot) or TradeClosed()  # NOT_FOUND after a close: never opened
     if isinstance(outcome, TradeStillOpen):
         raise PaymentOutcomeUnknown(f"trade {closing.out_trade_no} is still open after closing")
-    return await record(deps, closing.id, outcome)
+    return await record(deps, closing.id, outcome, lease=lease)
 
 
 async def sync_with_provider(
@@ -148,7 +149,7 @@ async def sync_with_provider(
                 return payment  # still unknown, or settled meanwhile by someone else
         return payment  # e.g. an Alipay QR nobody has scanned yet
     try:
-        return await record(deps, payment.id, outcome)
+        return await record(deps, payment.id, outcome, lease=lease)
     except IllegalTransition as error:
         log.error("provider answer for %s conflicts with our record: %s", payment.id, error)
         return payment
