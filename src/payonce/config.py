@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".payonce")
     # Unset: SQLite in the data directory, migrated at start (the embedded default).
     database_url: str | None = None
+    # Set: the per-order lock, result cache, push fan-out and event stream live in Redis, shared
+    # by every instance. Unset: in-process (one instance only).
     redis_url: str | None = None
     api_key: SecretStr | None = None
     clock: Literal["system", "adjustable"] = "system"
@@ -28,6 +30,12 @@ class Settings(BaseSettings):
     provider_timeout_s: float = Field(default=15.0, gt=0)
     order_ttl_s: int = Field(default=1800, ge=60, le=7 * 86400)
     background_interval_s: float = Field(default=0.5, gt=0)
+    # The per-order lock: how long a grant lives, and how long a request waits for one.
+    lock_ttl_s: float = Field(default=30.0, gt=0)
+    lock_wait_s: float = Field(default=15.0, ge=0)
+    # An intent (a trade being opened) older than this lost its request: its outcome is unknown
+    # and the next request asks the provider. Longer than the provider time-out.
+    intent_grace_s: float = Field(default=60.0, gt=0)
 
     # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.
     alipay_app_id: str | None = None
@@ -85,6 +93,13 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """One process on SQLite: migrate at start, run the background loop in-process."""
         return self.database_url is None
+
+    @model_validator(mode="after")
+    def _intent_outlives_the_call(self) -> Settings:
+        if self.intent_grace_s <= self.provider_timeout_s:
+            # Otherwise a slow but live create would be declared abandoned while it runs.
+            raise ValueError("PAYONCE_INTENT_GRACE_S must exceed PAYONCE_PROVIDER_TIMEOUT_S")
+        return self
 
     @model_validator(mode="after")
     def _production_refuses_defaults(self) -> Settings:

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from payonce.adapters.cache.memory import InProcessCache
 from payonce.adapters.clock import AdjustableClock, SystemClock
-from payonce.adapters.feed.memory import InProcessFeed
-from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
+from payonce.bootstrap.coordination import Coordination, coordination
 from payonce.bootstrap.providers import (
     SandboxLink,
     account_providers,
@@ -47,12 +45,14 @@ class Container:
     adjustable_clock: AdjustableClock | None
     sandbox: Sandbox | None
     storage: SqlStorage
+    coordination: Coordination
 
     async def aclose(self) -> None:
         for provider in self.deps.providers.values():
             await provider.aclose()
         if self.sandbox is not None:
             await self.sandbox.aclose()
+        await self.coordination.aclose()
         await self.storage.close()
 
 
@@ -119,17 +119,24 @@ async def bootstrap(
     else:
         providers = account_providers(settings, public_url=public_url, clock=clock)
 
+    shared = coordination(settings, clock, locks=locks)
     deps = Deps(
         storage=storage,
         clock=clock,
-        locks=locks or InProcessLocks(clock),
-        cache=InProcessCache(clock),
-        feed=InProcessFeed(),
+        locks=shared.locks,
+        cache=shared.cache,
+        feed=shared.feed,
         providers=providers,
-        policy=policy or Policy(order_ttl=timedelta(seconds=settings.order_ttl_s)),
+        policy=policy
+        or Policy(
+            order_ttl=timedelta(seconds=settings.order_ttl_s),
+            lock_ttl_s=settings.lock_ttl_s,
+            lock_wait_s=settings.lock_wait_s,
+            intent_grace=timedelta(seconds=settings.intent_grace_s),
+        ),
         return_url_template=f"{public_url}/pay/{{order_id}}",
     )
-    deps.consumers = (OrderInbox(deps),)
+    deps.consumers = (OrderInbox(deps), *shared.streams)
     return Container(
         settings=settings,
         deps=deps,
@@ -138,4 +145,5 @@ async def bootstrap(
         adjustable_clock=adjustable,
         sandbox=sandbox,
         storage=storage,
+        coordination=shared,
     )

@@ -1,4 +1,4 @@
-"""The background loop: the outbox relay (and, where mounted, the sandbox's notification sender)."""
+"""The background loops: the outbox relay, and (where mounted) the sandbox's notification sender."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ async def relay_forever(container: Container, interval_s: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def background(container: Container, *, interval_s: float) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(relay_forever(container, interval_s), name="outbox-relay")]
+async def background(
+    container: Container, *, interval_s: float, relay: bool = True
+) -> AsyncIterator[None]:
+    """Run the loops while inside. ``relay=False``: a `payonce worker` process relays instead."""
+    tasks = []
+    if relay:
+        tasks.append(asyncio.create_task(relay_forever(container, interval_s), name="outbox-relay"))
     if container.sandbox is not None:
         tasks.append(
             asyncio.create_task(container.sandbox.run_dispatcher(), name="sandbox-notifier")

@@ -1,4 +1,4 @@
-"""The ``payonce`` command line: serve, run the sandbox alone, and migrate the database."""
+"""The ``payonce`` command line: serve, work, run the sandbox or a local stack, and migrate."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run payonce. With no settings: the embedded default (SQLite in the data directory,
-    in-process lock/cache/push, the provider sandbox at /sandbox and the background loop)."""
+    in-process lock/cache/push, the provider sandbox at /sandbox and the background loop).
+    With PAYONCE_DATABASE_URL: the API only; run `payonce worker` beside it."""
     settings = _settings()
     asyncio.run(_serve(settings, host, port))
 
@@ -53,7 +54,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from payonce.entrypoints.web.app import create_app
 
     container = await bootstrap(settings, public_url=f"http://{host}:{port}")
-    web = create_app(container, run_background=settings.embedded)
+    web = create_app(container, run_relay=settings.embedded)
     console.print(f"[bold]payonce[/bold] listening on [cyan]{container.public_url}[/cyan]")
     console.print(f"  checkout page  {container.public_url}/")
     console.print(f"  API docs       {container.public_url}/docs")
@@ -62,11 +63,23 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     console.print(f"  API key        {container.api_keys[0]}")
     if settings.embedded:
         console.print(f"  data           {settings.data_dir.resolve()}")
+    else:
+        console.print("  outbox relay   in `payonce worker` processes (not here)")
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="info"))
     try:
         await server.serve()
     finally:
         await container.aclose()
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: the outbox relay (and, as they come, poll jobs and the sweeper). Run as
+    many as you like next to the API instances; they share the work through the database."""
+    from payonce.entrypoints.worker import run_worker
+
+    settings = _settings()
+    asyncio.run(run_worker(settings, console))
 
 
 @app.command()
@@ -103,6 +116,51 @@ async def _sandbox(settings: Settings, host: str, port: int) -> None:
     finally:
         dispatcher.cancel()
         await simulator.aclose()
+
+
+@app.command()
+def stack(
+    apis: Annotated[int, typer.Option(help="API instances.", min=1)] = 2,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=0)] = 1,
+    port: Annotated[int, typer.Option(help="The first API instance's port.")] = 8000,
+    data_dir: Annotated[str, typer.Option(help="Where servers keep data and logs.")] = (
+        ".payonce-stack"
+    ),
+) -> None:
+    """Run the distributed deployment on this machine: PostgreSQL and Redis (from the machine's
+    binaries, unless PAYONCE_DATABASE_URL / PAYONCE_REDIS_URL name running ones), the provider
+    sandbox, API instances and workers. Ctrl-C stops everything."""
+    import os
+    import time
+    from pathlib import Path
+
+    from payonce.entrypoints.stack import Stack, StackPlan
+
+    plan = StackPlan(
+        data_dir=Path(data_dir).resolve(),
+        database_url=os.environ.get("PAYONCE_DATABASE_URL"),
+        redis_url=os.environ.get("PAYONCE_REDIS_URL"),
+        api_instances=apis,
+        workers=workers,
+        port=port,
+    )
+    console.print("starting the local stack …")
+    with Stack(plan) as running:
+        console.print("[bold]payonce stack[/bold] running")
+        for url in running.api_urls:
+            console.print(f"  API instance   [cyan]{url}[/cyan]  (checkout page at {url}/)")
+        console.print(f"  workers        {len(running.workers)}")
+        console.print(f"  sandbox        {running.sandbox_url}")
+        console.print(f"  PostgreSQL     {running.database_url}")
+        console.print(f"  Redis          {running.redis_url}")
+        console.print(f"  API key        {running.api_key}")
+        console.print(f"  logs           {plan.data_dir / 'logs'}")
+        try:
+            while all(child.process and child.process.poll() is None for child in running.children):
+                time.sleep(0.5)
+            console.print("[red]a process exited; stopping the stack[/red]")
+        except KeyboardInterrupt:
+            console.print("stopping …")
 
 
 @db_app.command("upgrade")

@@ -4,20 +4,34 @@ Rules (IETF httpapi idempotency-key draft): same key + same request -> the store
 key + a different request -> 422; same key while the first is still running -> 409. A request
 that ends in a retryable error gives its key back so the caller can retry with it. A request
 holds its key by a lease; one that outlives the lease (its key was taken over by a retry) can
-neither store its response nor give the key back.
+neither store its response nor give the key back. Storing the response and giving the key back
+are retried a few times when storage fails for a moment (a dropped connection): otherwise the
+key would stay "running" for the whole lease, answering 409 to every retry of a dead request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from payonce.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
+from payonce.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    StorageUnavailable,
+)
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState
 from payonce.service.context import Deps
 
 MAX_KEY_LENGTH = 255
+# Real-time pauses before retrying a bookkeeping write that storage failed.
+_BOOKKEEPING_PAUSES_S = (0.05, 0.2, 0.5)
+
+T = TypeVar("T")
 
 # The key a request holds while it runs.
 Claim = IdempotencyRecord
@@ -88,14 +102,31 @@ async def begin(
     raise IdempotencyKeyInFlight()
 
 
+async def _bookkeeping(write: Callable[[], Awaitable[T]]) -> T:
+    """Run a write that is safe to repeat (it is conditional on the claim), through blips."""
+    for pause in _BOOKKEEPING_PAUSES_S:
+        try:
+            return await write()
+        except StorageUnavailable:
+            await asyncio.sleep(pause)
+    return await write()
+
+
 async def finish(deps: Deps, claim: Claim, response: StoredResponse) -> bool:
     """Store the response for replay; False when the key was taken over meanwhile."""
-    async with deps.storage.transaction() as uow:
-        return await uow.idempotency.complete(
-            claim, status=response.status, body=response.body, media_type=response.media_type
-        )
+
+    async def complete() -> bool:
+        async with deps.storage.transaction() as uow:
+            return await uow.idempotency.complete(
+                claim, status=response.status, body=response.body, media_type=response.media_type
+            )
+
+    return await _bookkeeping(complete)
 
 
 async def release(deps: Deps, claim: Claim) -> None:
-    async with deps.storage.transaction() as uow:
-        await uow.idempotency.release(claim)
+    async def give_back() -> None:
+        async with deps.storage.transaction() as uow:
+            await uow.idempotency.release(claim)
+
+    await _bookkeeping(give_back)

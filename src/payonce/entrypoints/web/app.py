@@ -15,15 +15,21 @@ from payonce.entrypoints.background import background
 from payonce.entrypoints.web import events, health, notify, orders, pages, payments, problems
 
 
-def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
-    """The app over an already built container. ``run_background`` runs the relay loop inside."""
+def create_app(
+    container: Container, *, run_background: bool = True, run_relay: bool = True
+) -> FastAPI:
+    """The app over an already built container. ``run_background`` runs the background loops
+    inside (tests drive them by hand instead); ``run_relay=False`` leaves the outbox relay to
+    `payonce worker` processes."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if not run_background:
             yield
             return
-        async with background(container, interval_s=container.settings.background_interval_s):
+        async with background(
+            container, interval_s=container.settings.background_interval_s, relay=run_relay
+        ):
             yield
 
     app = FastAPI(

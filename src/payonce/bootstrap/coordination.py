@@ -1,0 +1,92 @@
+"""Which lock, cache, push feed and event stream a process runs: in-process, or shared in Redis.
+
+Redis is an optional extra (``payonce[redis]``), imported only when ``PAYONCE_REDIS_URL`` is
+set. Whatever Redis does, it is never the only copy of anything that matters: the lock falls
+back to this process's own lock (the database's constraints and fence decide), the cache
+misses, the feed still reaches this process's subscribers, and the outbox keeps every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from payonce.adapters.cache.memory import InProcessCache
+from payonce.adapters.feed.memory import InProcessFeed
+from payonce.adapters.locks.memory import InProcessLocks
+from payonce.config import Settings
+from payonce.errors import PayonceError
+from payonce.ports.cache import Cache
+from payonce.ports.clock import Clock
+from payonce.ports.feed import Feed
+from payonce.ports.locks import Locks
+from payonce.service.context import EventConsumer
+
+# Redis answers in well under a millisecond; one that takes this long is treated as gone.
+_SOCKET_TIMEOUT_S = 2.0
+_CONNECT_TIMEOUT_S = 1.0
+
+
+class RedisExtraMissing(PayonceError):
+    code = "redis_extra_missing"
+    title = "PAYONCE_REDIS_URL is set but redis-py is not installed"
+    http_status = 500
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Coordination:
+    """The adapters behind the lock, cache and feed ports, and extra event consumers."""
+
+    locks: Locks
+    cache: Cache
+    feed: Feed
+    streams: tuple[EventConsumer, ...] = ()
+    aclose: Callable[[], Awaitable[None]] = field(default=_nothing)
+
+
+def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None) -> Coordination:
+    """In-process parts without ``redis_url``; Redis ones with it. ``locks`` overrides the lock."""
+    if settings.redis_url is None:
+        return Coordination(
+            locks=locks or InProcessLocks(clock), cache=InProcessCache(clock), feed=InProcessFeed()
+        )
+    try:
+        import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from payonce.adapters.cache.redis import RedisCache
+        from payonce.adapters.events.redis_stream import RedisEventStream
+        from payonce.adapters.feed.redis import RedisFeed
+        from payonce.adapters.locks.redis import RedisLocks
+    except ModuleNotFoundError as error:
+        raise RedisExtraMissing(
+            f"`pip install 'payonce[redis]'` ({error.name} is missing)"
+        ) from error
+
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=_CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+        # One quick retry (a dropped pooled connection), then the fallbacks take over: a Redis
+        # that is down must cost milliseconds, not the default's seconds of backoff.
+        retry=Retry(NoBackoff(), 1),
+    )
+    feed = RedisFeed(client)
+
+    async def aclose() -> None:
+        await feed.aclose()
+        await client.aclose()
+
+    return Coordination(
+        locks=locks or RedisLocks(client, fallback=InProcessLocks(clock)),
+        cache=RedisCache(client),
+        feed=feed,
+        streams=(RedisEventStream(client),),
+        aclose=aclose,
+    )
