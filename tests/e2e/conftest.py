@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -17,7 +14,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-PAYONCE = [sys.executable, "-m", "payonce"]
+from payonce.entrypoints.processes import PAYONCE, clean_env, free_port
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for a closed network (no background calls home) and a root user.
 CHROMIUM_ARGS = [
@@ -29,20 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """This process's environment without any PAYONCE_* setting, plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
-    env.update(settings)
-    return env
 
 
 @contextmanager

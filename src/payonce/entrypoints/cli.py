@@ -144,11 +144,12 @@ def stack(
         workers=workers,
         port=port,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every readiness probe
     console.print("starting the local stack …")
     with Stack(plan) as running:
         console.print("[bold]payonce stack[/bold] running")
         for url in running.api_urls:
-            console.print(f"  API instance   [cyan]{url}[/cyan]  (checkout page at {url}/)")
+            console.print(f"  API instance   [cyan]{url}[/cyan] (checkout page: /)", soft_wrap=True)
         console.print(f"  workers        {len(running.workers)}")
         console.print(f"  sandbox        {running.sandbox_url}")
         console.print(f"  PostgreSQL     {running.database_url}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -29,6 +30,14 @@ def clean_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYONCE_")}
     env.update(settings)
     return env
+
+
+def as_user(user: str | None) -> dict[str, Any]:
+    """subprocess options that run a child as ``user`` with that user's groups only (root's
+    group would otherwise decide, and refuse, access to root's private directories)."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
 class NotReady(RuntimeError):
@@ -60,7 +69,11 @@ class Child:
         self._log = self.log_path.open("ab")
         # The argv is built by this package (payonce, postgres, redis-server), never by input.
         self.process = subprocess.Popen(  # noqa: S603
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, user=self.user
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            **as_user(self.user),
         )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:

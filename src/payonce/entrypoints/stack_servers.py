@@ -9,14 +9,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from payonce.entrypoints.processes import Child, clean_env, free_port
+from payonce.entrypoints.processes import Child, as_user, clean_env, free_port
 
 # Makes a (not yet started) server in a directory; answers it and its URL.
 ServerFactory = Callable[[Path], tuple[Child, str]]
 
 
 class MissingServer(RuntimeError):
-    """A server binary the local stack needs is not installed."""
+    """A server the local stack needs is not installed, or could not be set up."""
 
 
 def _postgres_bin() -> Path:
@@ -47,21 +47,15 @@ def postgres(directory: Path, *, port: int | None = None) -> tuple[Child, str]:
     if user is not None:
         _hand_over(directory, user)
     if not (data / "PG_VERSION").exists():
-        subprocess.run(  # noqa: S603
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
+        made = subprocess.run(  # noqa: S603
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
             capture_output=True,
-            user=user,
+            text=True,
+            cwd=directory,  # initdb must be able to enter the directory it starts in
+            **as_user(user),
         )
+        if made.returncode != 0:
+            raise MissingServer(f"initdb failed:\n{made.stdout}{made.stderr}")
     port = port or free_port()
     child = Child(
         name="postgresql",

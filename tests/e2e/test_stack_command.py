@@ -1,0 +1,84 @@
+"""`payonce stack`: the one command that runs the distributed deployment on one machine."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.e2e.conftest import PAYONCE, clean_env, free_port
+
+
+def _printed(log: Path, label: str) -> str:
+    match = re.search(rf"{label}\s+(\S+)", log.read_text())
+    assert match, log.read_text()
+    return match.group(1)
+
+
+def test_the_stack_command_runs_everything_and_stops_everything(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "stack.log"
+    with log.open("w") as out:
+        stack = subprocess.Popen(
+            [*PAYONCE, "stack", "--apis", "2", "--workers", "1", "--port", str(port)],
+            env=clean_env(),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(1200):
+            if "API key" in log.read_text() or stack.poll() is not None:
+                break
+            time.sleep(0.05)
+        api_key = _printed(log, "API key")
+        sandbox = _printed(log, "sandbox")
+        assert _printed(log, "PostgreSQL").startswith("postgresql+psycopg://")
+        assert _printed(log, "Redis").startswith("redis://")
+        children = psutil.Process(stack.pid).children(recursive=True)
+        names = " ".join(" ".join(child.cmdline()) for child in children)
+        for part in ("postgres", "redis-server", "payonce sandbox", "payonce serve", "worker"):
+            assert part in names.replace("-m payonce", "payonce"), names
+
+        with httpx.Client(timeout=40) as http:
+            first, second = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+            order = http.post(
+                f"{first}/api/orders",
+                json={
+                    "customer_id": "c-1",
+                    "currency": "CNY",
+                    "lines": [{"sku": "S", "name": "Tea", "quantity": 1, "unit_amount": 500}],
+                },
+                headers={"Authorization": f"Bearer {api_key}"},
+            ).json()
+            shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+            payment = http.post(
+                f"{second}/api/orders/{order['id']}/payments",
+                json={"channel": "alipay", "platform": "pc"},
+                headers={**shopper, "Idempotency-Key": "k1"},
+            )
+            assert payment.status_code == 201, payment.text
+            paid = http.post(
+                f"{sandbox}/wallet/pay", json={"code": payment.json()["action"]["qr_code"]}
+            )
+            assert paid.status_code == 200, paid.text
+            current = order
+            for _ in range(10):
+                current = http.get(
+                    f"{first}/api/orders/{order['id']}",
+                    params={"after_version": current["status_version"], "wait": 10},
+                    headers=shopper,
+                ).json()
+                if current["status"] == "READY_FOR_SHIPMENT":
+                    break
+            assert current["status"] == "READY_FOR_SHIPMENT"
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=60)
+    assert not [child for child in children if child.is_running() and child.status() != "zombie"]
+    assert stack.returncode == 0, log.read_text()
