@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 _FENCE_TTL_MS = 7 * 24 * 3600 * 1000
 _FIRST_PAUSE_S = 0.002
 _MAX_PAUSE_S = 0.05
+# Compare-and-delete is safe to repeat; past the last pause the TTL is as good.
+_RELEASE_RETRY_PAUSES_S = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # KEYS: lock, fence. ARGV: owner, ttl ms, fence ttl ms. Returns the fencing token, or nil.
@@ -72,6 +74,7 @@ class RedisLocks:
         self._prefix = prefix
         self._grant = client.register_script(_GRANT)
         self._release = client.register_script(_RELEASE)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(self, key: str, *, ttl_s: float, wait_s: float) -> AsyncIterator[Lease]:
@@ -96,8 +99,22 @@ class RedisLocks:
             try:
                 await self._release(keys=[lock_key], args=[owner])
             except (RedisError, OSError) as exc:
-                # The grant expires on its own; the caller's work is done and must not fail now.
-                log.warning("could not release lock %s: %s", key, exc)
+                # The caller's work is done and must not fail now. The grant expires on its own,
+                # but a Redis that comes back with it (restarted from its snapshot) would make
+                # the order wait out the whole TTL: try again in the background for a while.
+                log.warning("could not release lock %s: %s; retrying", key, exc)
+                retry = asyncio.create_task(self._release_later(lock_key, owner))
+                self._releasing.add(retry)
+                retry.add_done_callback(self._releasing.discard)
+
+    async def _release_later(self, lock_key: str, owner: str) -> None:
+        for pause in _RELEASE_RETRY_PAUSES_S:
+            await asyncio.sleep(pause)
+            try:
+                await self._release(keys=[lock_key], args=[owner])
+                return
+            except (RedisError, OSError):
+                continue
 
     async def _acquire(
         self, key: str, lock_key: str, owner: str, ttl_s: float, deadline: float
