@@ -11,7 +11,11 @@ import pytest
 
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.locks.unlocked import NoLocks
+from payonce.domain.ids import OrderId
 from payonce.ports.locks import Locks
+from payonce.service import orders
+from payonce.service.context import order_lock_key
+from payonce.service.recording import attempt_key, cache_payment
 from tests.integration.conftest import Live, LiveFactory
 
 
@@ -214,3 +218,25 @@ async def test_unknown_channels_and_strangers_are_refused(live: Live) -> None:
     assert anonymous.status_code == 401
     assert anonymous.json()["code"] == "unauthorized"
     assert await live.payments(order) == []
+
+
+async def test_a_click_waiting_for_the_lock_is_answered_by_the_trade_its_holder_opens(
+    live: Live,
+) -> None:
+    deps = live.container.deps
+    order = await live.create_order()
+    opened = await live.apply(order)
+    assert opened.status_code == 201, opened.text
+    [payment] = await orders.list_payments(deps, OrderId(order["id"]))
+    key = attempt_key(payment.order_id, payment.channel, payment.platform)
+    await deps.cache.delete(key)  # as if the holder had not committed its trade yet
+
+    async with deps.locks.hold(order_lock_key(payment.order_id), ttl_s=30, wait_s=1):
+        waiting = asyncio.create_task(live.apply(order))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # no lock, nothing cached: it waits
+        await cache_payment(deps, payment)  # the holder commits and caches its trade
+        answered = await asyncio.wait_for(waiting, 10)  # while the lock is still held
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["out_trade_no"] == opened.json()["out_trade_no"]
+    assert len(live.sandbox.orders()) == 1

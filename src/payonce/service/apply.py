@@ -9,6 +9,7 @@ the database's unique constraints and compare-and-set, which decide even when th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from payonce.domain.transitions import IllegalTransition
 from payonce.errors import (
     ChannelUnsupported,
     FenceRejected,
+    LockNotAcquired,
     OrderAlreadyPaid,
     OrderBusy,
     OrderClosed,
@@ -46,6 +48,9 @@ from payonce.service.trades import close_trade, open_trade, sync_with_provider
 from payonce.service.views import payment_view
 
 log = logging.getLogger(__name__)
+
+# How often a click waiting for its order's lock looks for the trade the holder opened.
+_CACHE_RECHECK_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +79,11 @@ async def apply_payment(
         return cached
     for _ in range(deps.policy.conflict_retries):
         try:
-            async with deps.locks.hold(
-                order_lock_key(order_id),
-                ttl_s=deps.policy.lock_ttl_s,
-                wait_s=deps.policy.lock_wait_s,
-            ) as lease:
-                return await _apply_once(deps, provider, order_id, platform, lease, shopper_ip)
+            async with contextlib.AsyncExitStack() as stack:
+                held = await _lock_or_reuse(deps, stack, order_id, channel, platform)
+                if isinstance(held, Applied):
+                    return held
+                return await _apply_once(deps, provider, order_id, platform, held, shopper_ip)
         except FenceRejected as error:
             # Our lock lapsed (a pause, a slow call) and another request holds it now: what we
             # learnt was refused; take the lock again and decide from what is recorded.
@@ -87,6 +91,36 @@ async def apply_payment(
         except (_Again, StorageConflict, IllegalTransition):
             continue
     raise OrderBusy(f"order {order_id} kept changing; retry")
+
+
+async def _lock_or_reuse(
+    deps: Deps,
+    stack: contextlib.AsyncExitStack,
+    order_id: OrderId,
+    channel: Channel,
+    platform: Platform,
+) -> Lease | Applied:
+    """Take the order's lock (held until ``stack`` closes), or, while waiting for it, find the
+    trade that its holder opened for the same click in the cache: of 64 clicks on one order, one
+    opens the trade and the others are answered as it commits, not one by one under the lock."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deps.policy.lock_wait_s
+    while True:
+        remaining = deadline - loop.time()
+        try:
+            return await stack.enter_async_context(
+                deps.locks.hold(
+                    order_lock_key(order_id),
+                    ttl_s=deps.policy.lock_ttl_s,
+                    wait_s=max(0.0, min(_CACHE_RECHECK_S, remaining)),
+                )
+            )
+        except LockNotAcquired:
+            if remaining <= _CACHE_RECHECK_S:
+                raise
+        cached = await _cached_answer(deps, order_id, channel, platform)
+        if cached is not None:
+            return cached
 
 
 async def _cached_answer(
