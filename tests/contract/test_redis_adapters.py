@@ -103,6 +103,37 @@ async def test_a_late_release_leaves_the_new_holders_key_alone(
     assert await redis_client.exists(LOCK_KEY) == 0
 
 
+async def test_a_grant_repeated_after_its_answer_was_lost_gets_the_same_token(
+    redis_client: Redis, clock: AdjustableClock
+) -> None:
+    # What redis-py does after a time-out: it sends the same script with the same owner again.
+    locks = RedisLocks(redis_client, fallback=InProcessLocks(clock))
+    keys, args = [LOCK_KEY, fence_key_of("k")], ["owner-1", 30_000, 60_000]
+    granted = await locks._grant(keys=keys, args=args)
+    assert await locks._grant(keys=keys, args=args) == granted
+    assert await locks._grant(keys=keys, args=["owner-2", 30_000, 60_000]) is None
+    assert await locks._release(keys=[LOCK_KEY], args=["owner-2"]) == 0
+    assert await locks._release(keys=[LOCK_KEY], args=["owner-1"]) == 1
+
+
+async def test_a_read_only_redis_makes_the_lock_fall_back_instead_of_failing(
+    redis_clients: RedisFactory, clock: AdjustableClock
+) -> None:
+    admin = redis_clients()
+    locks = RedisLocks(redis_clients(), fallback=InProcessLocks(clock))
+    # A replica of a primary that is not there refuses writes with READONLY, as after a failover.
+    await admin.replicaof("127.0.0.1", "1")
+    try:
+        async with locks.hold("k", ttl_s=30, wait_s=1) as lease:
+            assert lease.token > 0
+            with pytest.raises(LockNotAcquired):  # still exclusive within this process
+                async with locks.hold("k", ttl_s=30, wait_s=0.05):
+                    pass
+    finally:
+        await admin.replicaof("NO", "ONE")
+    await locks.aclose()
+
+
 # Redis unreachable ---------------------------------------------------------------------------
 
 
@@ -165,6 +196,34 @@ async def test_a_message_published_in_one_process_reaches_the_others_subscribers
         await b.publish("o1", {"status_version": 2})
         assert await _next_messages(on_a, 1) == [{"status_version": 2}]
         assert await other_on_a.next(0.05) is None
+
+
+async def test_pings_of_a_quiet_connection_disturb_nothing_and_news_resumes_after_a_stall(
+    redis_clients: RedisFactory,
+) -> None:
+    # Replacing a connection whose peer vanished without a word needs a network that drops
+    # packets, which this test cannot make; it shows the pings and a stall do no harm.
+    admin = redis_clients()
+    listener = RedisFeed(redis_clients(), ping_every_s=0.1)
+    publisher = RedisFeed(redis_clients())
+    try:
+        async with listener.subscribe("o1") as on_listener:
+            await asyncio.sleep(0.5)  # quiet: pings go out, their pongs are no messages
+            await publisher.publish("o1", {"status_version": 2})
+            assert await _next_messages(on_listener, 1) == [{"status_version": 2}]
+            # Redis stops answering for longer than three pings without closing anything.
+            await admin.execute_command("CLIENT", "PAUSE", "600", "ALL")
+            for version in range(3, 103):  # once Redis answers again, news flows again
+                await publisher.publish("o1", {"status_version": version})
+                if (message := await on_listener.next(0.1)) is not None:
+                    assert message["status_version"] >= 3
+                    break
+            else:
+                raise AssertionError("no message after Redis answered again")
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await listener.aclose()
+        await publisher.aclose()
 
 
 async def test_a_publisher_s_own_subscriber_gets_its_message_once(feeds: list[RedisFeed]) -> None:
@@ -277,3 +336,16 @@ async def test_an_unacked_entry_of_a_dead_reader_is_reclaimed(redis_clients: Red
     await alive.ack(*(entry for entry, _ in reclaimed))
     assert await alive.reclaim(min_idle_ms=0) == []
     assert await dead.read(count=10) == []
+
+
+async def test_a_reader_whose_group_vanished_with_redis_makes_it_again(
+    redis_clients: RedisFactory,
+) -> None:
+    admin = redis_clients()
+    stream = RedisEventStream(redis_clients())
+    reader = StreamReader(redis_clients(), group="orders", consumer="one")
+    await reader.ensure_group()
+    await admin.flushall()  # Redis restarted empty
+    assert await reader.read(count=10) == []
+    await stream.handle(_event(1))
+    assert [event for _, event in await reader.read(count=10)] == [_event(1)]

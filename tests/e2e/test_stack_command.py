@@ -78,7 +78,7 @@ def test_the_stack_command_runs_everything_and_stops_everything(tmp_path: Path) 
                     break
             assert current["status"] == "READY_FOR_SHIPMENT"
     finally:
-        stack.send_signal(signal.SIGINT)
+        stack.send_signal(signal.SIGTERM)  # as a service manager stops it; Ctrl-C is the same
         stack.wait(timeout=60)
     assert not [child for child in children if child.is_running() and child.status() != "zombie"]
     assert stack.returncode == 0, log.read_text()

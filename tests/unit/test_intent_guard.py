@@ -14,11 +14,12 @@ from payonce.adapters.storage.memory import MemoryStorage
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.order import Order, OrderLine
 from payonce.domain.outcomes import TradeOpened
-from payonce.domain.payment import Action, ActionType, Payment
+from payonce.domain.payment import Action, ActionType, Payment, PaymentStatus
 from payonce.errors import FenceRejected, StaleVersion
 from payonce.ports.locks import Lease
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.recording import insert_intent, record
+from payonce.service.trades import _record_created
 
 
 @pytest.fixture
@@ -103,3 +104,22 @@ async def test_a_fact_learnt_under_a_lapsed_lock_is_refused_and_changes_nothing(
         assert await uow.payments.get(intent.id) == intent
     # The current holder records the same fact.
     assert (await record(deps, intent.id, opened, lease=Lease("order", 20))).action is not None
+
+
+async def test_a_create_s_answer_refused_by_the_fence_is_still_kept_by_compare_and_set(
+    deps: Deps,
+) -> None:
+    seen = await _order(deps)
+    intent = await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=seen)
+    async with deps.storage.transaction() as uow:  # the next holder (token 20) wrote
+        await uow.fences.check(order_lock_key(seen.id), 20)
+    late = deps.clock.now() + timedelta(hours=2)
+    opened = TradeOpened(Action(ActionType.QR_CODE, {"qr_code": "https://qr/late"}, late), "T-1")
+    with pytest.raises(FenceRejected):  # the caller still learns that its lock lapsed
+        await _record_created(deps, intent.id, opened, Lease("order", 10))
+    async with deps.storage.transaction() as uow:
+        kept = await uow.payments.get(intent.id)
+    # No query can return the QR: it is kept, so the trade can be reused or closed knowingly.
+    assert kept is not None
+    assert kept.status is PaymentStatus.PAYING
+    assert kept.action == opened.action

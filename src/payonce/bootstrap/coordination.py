@@ -78,13 +78,15 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
         retry=Retry(NoBackoff(), 1),
     )
     feed = RedisFeed(client)
+    redis_locks = RedisLocks(client, fallback=InProcessLocks(clock))
 
     async def aclose() -> None:
+        await redis_locks.aclose()
         await feed.aclose()
         await client.aclose()
 
     return Coordination(
-        locks=locks or RedisLocks(client, fallback=InProcessLocks(clock)),
+        locks=locks or redis_locks,
         cache=RedisCache(client),
         feed=feed,
         streams=(RedisEventStream(client),),

@@ -131,6 +131,7 @@ def stack(
     binaries, unless PAYONCE_DATABASE_URL / PAYONCE_REDIS_URL name running ones), the provider
     sandbox, API instances and workers. Ctrl-C stops everything."""
     import os
+    import signal
     import time
     from pathlib import Path
 
@@ -145,6 +146,12 @@ def stack(
         port=port,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not every readiness probe
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # stop the children in order, whatever signal stops the stack
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)
     console.print("starting the local stack …")
     with Stack(plan) as running:
         console.print("[bold]payonce stack[/bold] running")

@@ -58,6 +58,8 @@ class Child:
     user: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
+    # Where this start's output begins in the log (earlier runs append to the same file).
+    _log_start: int = field(default=0, repr=False)
 
     @property
     def pid(self) -> int:
@@ -67,6 +69,7 @@ class Child:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()
         # The argv is built by this package (payonce, postgres, redis-server), never by input.
         self.process = subprocess.Popen(  # noqa: S603
             self.argv,
@@ -93,7 +96,9 @@ class Child:
             except httpx.TransportError:
                 return False
         if self.ready_line is not None:
-            return self.ready_line in self.log_path.read_text(errors="replace")
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                return self.ready_line in log.read().decode(errors="replace")
         return True
 
     def log_tail(self, lines: int = 40) -> str:

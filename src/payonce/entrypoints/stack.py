@@ -83,6 +83,8 @@ class Stack:
             base,
             ready_url=f"{self.sandbox_url}/",
         )
+        self.sandbox.start()  # known to stop() before it is waited for
+        self.sandbox.wait_ready()
         base["PAYONCE_SANDBOX_URL"] = self.sandbox_url
 
         for index in range(plan.api_instances):
@@ -94,7 +96,6 @@ class Stack:
                     ["serve", "--host", plan.host, "--port", str(port)],
                     {**base, "PAYONCE_PUBLIC_URL": url},
                     ready_url=f"{url}/readyz",
-                    start=False,
                 )
             )
         for index in range(plan.workers):
@@ -104,7 +105,6 @@ class Stack:
                     ["worker"],
                     base,
                     ready_line="payonce worker running",
-                    start=False,
                 )
             )
         for child in [*self.apis, *self.workers]:
@@ -134,9 +134,9 @@ class Stack:
         *,
         ready_url: str | None = None,
         ready_line: str | None = None,
-        start: bool = True,
     ) -> Child:
-        child = Child(
+        """A payonce child process, not started yet."""
+        return Child(
             name=name,
             argv=[*PAYONCE, *args],
             env=clean_env(**env),
@@ -144,10 +144,6 @@ class Stack:
             ready_url=ready_url,
             ready_line=ready_line,
         )
-        if start:
-            child.start()
-            child.wait_ready()
-        return child
 
     def stop(self) -> None:
         """Stop payonce's processes first, then the servers they use."""

@@ -1,10 +1,11 @@
 """Writing payment changes: each goes through the order row (compare-and-set) in one transaction.
 
-Two kinds of write, with different guards:
-- *decisions* (open a new trade, close an open one) are taken under the order lock and carry its
-  fencing token, so a holder whose lock expired cannot act on what it read before;
-- *facts* (what the provider answered or notified) are recorded by whoever learnt them; the
-  transition table and the version compare-and-set decide whether they still change anything.
+Every write made under the order lock carries its fencing token, checked first: a holder whose
+lock lapsed cannot act on what it read before, nor record what it learnt since (the current
+holder asks the provider itself). The one exception is a create's answer, which nobody else
+can learn (trades.py keeps it by compare-and-set alone after the fence refused it). For every
+write, the transition table and the version compare-and-set decide whether it still changes
+anything.
 After commit, and only then: the cache, the push feed and the outbox's first delivery attempt.
 """
 

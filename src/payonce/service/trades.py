@@ -6,9 +6,10 @@ answer recorded after. A call that does not answer is an unknown outcome, never 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from payonce.domain.ids import OrderId
+from payonce.domain.ids import OrderId, PaymentId
 from payonce.domain.outcomes import (
     CallUnanswered,
     Outcome,
@@ -23,6 +24,7 @@ from payonce.domain.payment import Payment, PaymentStatus
 from payonce.domain.transitions import IllegalTransition
 from payonce.errors import (
     ChannelUnsupported,
+    FenceRejected,
     PaymentOutcomeUnknown,
     ProviderRejected,
     ProviderUnavailable,
@@ -59,7 +61,23 @@ async def open_trade(
             f"the provider did not answer opening a trade for order {order_id}; retry shortly"
         ) from error
     opened = TradeOpened(created.action, created.provider_trade_no)
-    return await record(deps, intent.id, opened, lease=lease)
+    return await _record_created(deps, intent.id, opened, lease)
+
+
+async def _record_created(
+    deps: Deps, payment_id: PaymentId, opened: TradeOpened, lease: Lease
+) -> Payment:
+    """Record a create's answer under the fence; if the fence refuses it (our lock lapsed), keep
+    it anyway by compare-and-set alone, then let the caller start over. No one else can learn
+    it: a query does not return the QR or link, so dropping it would strand the intent until
+    its grace ran out and waste the trade."""
+    try:
+        return await record(deps, payment_id, opened, lease=lease)
+    except FenceRejected:
+        # If the intent moved on while we were away (closed), the answer no longer applies.
+        with contextlib.suppress(IllegalTransition):
+            await record(deps, payment_id, opened)
+        raise
 
 
 def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:

@@ -84,9 +84,17 @@ class StreamReader:
 
         ``block_ms`` None returns at once when there are none; 0 waits for one forever.
         """
-        response = await self._client.xreadgroup(
-            self._group, self._consumer, {self._stream: ">"}, count=count, block=block_ms
-        )
+        try:
+            response = await self._client.xreadgroup(
+                self._group, self._consumer, {self._stream: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            # Redis restarted empty (or was flushed): the group went with the stream.
+            log.warning("stream group %s is gone; creating it again", self._group)
+            await self.ensure_group()
+            return []
         return _events(_stream_entries(response))
 
     async def ack(self, *entry_ids: str) -> None:

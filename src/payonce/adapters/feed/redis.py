@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from payonce.adapters.feed.memory import InProcessFeed
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 _FIRST_PAUSE_S = 0.05
 _MAX_PAUSE_S = 2.0
+# A quiet pub/sub connection is pinged this often, and given up as dead (a peer gone without a
+# word: a failover, a dropped NAT entry) after three pings without any answer.
+_PING_EVERY_S = 10.0
+_POLL_S = 1.0
 
 
 def _text(value: bytes | str) -> str:
@@ -37,9 +42,15 @@ def _text(value: bytes | str) -> str:
 
 class RedisFeed:
     def __init__(
-        self, client: Redis, *, prefix: str = "payonce:", subscribe_wait_s: float = 1.0
+        self,
+        client: Redis,
+        *,
+        prefix: str = "payonce:",
+        subscribe_wait_s: float = 1.0,
+        ping_every_s: float = _PING_EVERY_S,
     ) -> None:
         self._client = client
+        self._ping_every_s = ping_every_s
         self._channel_prefix = f"{prefix}order:"
         # Tells our own messages apart when Redis echoes them back to us.
         self._origin = secrets.token_hex(8)
@@ -157,10 +168,7 @@ class RedisFeed:
                 self._down = False
                 await self._sync()
                 pause = _FIRST_PAUSE_S
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        await self._dispatch(message)
+                await self._read(pubsub)
             except (RedisError, OSError) as exc:
                 log.warning("feed lost redis, reconnecting in %.2fs: %s", pause, exc)
             except Exception:
@@ -173,6 +181,21 @@ class RedisFeed:
             await self._close(pubsub)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE_S)
+
+    async def _read(self, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=min(_POLL_S, self._ping_every_s))
+            now = loop.time()
+            if message is not None:
+                heard = now
+                await self._dispatch(message)  # a "pong" is dispatched to nobody
+            elif now - heard > 3 * self._ping_every_s:
+                raise RedisConnectionError("pub/sub connection stopped answering")
+            elif now - max(heard, pinged) > self._ping_every_s:
+                pinged = now
+                await pubsub.ping()
 
     async def _close(self, pubsub: PubSub) -> None:
         async with self._sync_lock:
