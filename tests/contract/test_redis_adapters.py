@@ -19,6 +19,7 @@ from payonce.adapters.feed.redis import RedisFeed
 from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.locks.redis import RedisLocks, fence_key_of, lock_key_of
 from payonce.adapters.locks.unlocked import NoLocks
+from payonce.adapters.redis_breaker import RedisBreaker, RedisSkipped
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.errors import LockNotAcquired
@@ -349,3 +350,55 @@ async def test_a_reader_whose_group_vanished_with_redis_makes_it_again(
     assert await reader.read(count=10) == []
     await stream.handle(_event(1))
     assert [event for _, event in await reader.read(count=10)] == [_event(1)]
+
+
+# The breaker ---------------------------------------------------------------------------------
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_redis_that_failed_to_answer_is_skipped_for_a_while_then_tried_again(
+    redis_client: Redis, dead_redis: Redis, clock: AdjustableClock
+) -> None:
+    time = _Monotonic()
+    breaker = RedisBreaker(open_for_s=5, now=time)
+    await RedisCache(dead_redis, breaker=breaker).get("a")  # refused: the breaker opens
+    assert breaker.open
+
+    # While open, every part takes its fallback without asking Redis, though it would answer.
+    cache = RedisCache(redis_client, breaker=breaker)
+    await redis_client.set("payonce:cache:a", "1")
+    assert await cache.get("a") is None
+    locks = RedisLocks(redis_client, fallback=InProcessLocks(clock), breaker=breaker)
+    async with locks.hold("k", ttl_s=30, wait_s=1):
+        assert await redis_client.exists(LOCK_KEY) == 0  # held in this process only
+    with pytest.raises(RedisSkipped):  # the outbox keeps the event and retries it later
+        await RedisEventStream(redis_client, breaker=breaker).handle(_event(1))
+    assert await redis_client.exists("payonce:events") == 0
+
+    time.now += 5  # after a while, Redis is asked again
+    assert await cache.get("a") == "1"
+    async with locks.hold("k", ttl_s=30, wait_s=1):
+        assert await redis_client.exists(LOCK_KEY) == 1
+    assert not breaker.open
+
+
+async def test_a_refusal_is_an_answer_and_does_not_open_the_breaker(
+    redis_clients: RedisFactory, clock: AdjustableClock
+) -> None:
+    admin = redis_clients()
+    breaker = RedisBreaker()
+    locks = RedisLocks(redis_clients(), fallback=InProcessLocks(clock), breaker=breaker)
+    await admin.replicaof("127.0.0.1", "1")  # READONLY: Redis answers, it just says no
+    try:
+        async with locks.hold("k", ttl_s=30, wait_s=1):
+            pass
+    finally:
+        await admin.replicaof("NO", "ONE")
+    assert not breaker.open

@@ -63,6 +63,7 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
         from payonce.adapters.events.redis_stream import RedisEventStream
         from payonce.adapters.feed.redis import RedisFeed
         from payonce.adapters.locks.redis import RedisLocks
+        from payonce.adapters.redis_breaker import RedisBreaker
     except ModuleNotFoundError as error:
         raise RedisExtraMissing(
             f"`pip install 'payonce[redis]'` ({error.name} is missing)"
@@ -77,8 +78,10 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
         # that is down must cost milliseconds, not the default's seconds of backoff.
         retry=Retry(NoBackoff(), 1),
     )
-    feed = RedisFeed(client)
-    redis_locks = RedisLocks(client, fallback=InProcessLocks(clock))
+    # One breaker for the process: a Redis that stopped answering is skipped by every part.
+    breaker = RedisBreaker()
+    feed = RedisFeed(client, breaker=breaker)
+    redis_locks = RedisLocks(client, fallback=InProcessLocks(clock), breaker=breaker)
 
     async def aclose() -> None:
         await redis_locks.aclose()
@@ -87,8 +90,8 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
 
     return Coordination(
         locks=locks or redis_locks,
-        cache=RedisCache(client),
+        cache=RedisCache(client, breaker=breaker),
         feed=feed,
-        streams=(RedisEventStream(client),),
+        streams=(RedisEventStream(client, breaker=breaker),),
         aclose=aclose,
     )

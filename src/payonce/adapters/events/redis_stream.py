@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
+from payonce.adapters.redis_breaker import RedisBreaker
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId, OrderId, PaymentId
 
@@ -41,8 +42,16 @@ class RedisEventStream:
     name = "stream"
     topics: frozenset[Topic] = frozenset(Topic)
 
-    def __init__(self, client: Redis, *, prefix: str = "payonce:", maxlen: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "payonce:",
+        maxlen: int = 1_000_000,
+        breaker: RedisBreaker | None = None,
+    ) -> None:
         self._client = client
+        self._breaker = breaker or RedisBreaker()
         self._stream = _stream_name(prefix)
         self._maxlen = maxlen
 
@@ -55,7 +64,12 @@ class RedisEventStream:
             "occurred_at": event.occurred_at.isoformat(),
             "payload": json.dumps(event.payload, sort_keys=True),
         }
-        await self._client.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
+        self._breaker.check()  # open: the outbox keeps the event and tries again later
+        try:
+            await self._client.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
+        except (RedisError, OSError) as exc:
+            self._breaker.failed(exc)
+            raise
 
 
 class StreamReader:

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from payonce.adapters.feed.memory import InProcessFeed
+from payonce.adapters.redis_breaker import RedisBreaker
 from payonce.ports.feed import Subscription
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ class RedisFeed:
         prefix: str = "payonce:",
         subscribe_wait_s: float = 1.0,
         ping_every_s: float = _PING_EVERY_S,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self._client = client
+        self._breaker = breaker or RedisBreaker()
         self._ping_every_s = ping_every_s
         self._channel_prefix = f"{prefix}order:"
         # Tells our own messages apart when Redis echoes them back to us.
@@ -76,8 +79,10 @@ class RedisFeed:
         await self._local.publish(order_id, message)
         envelope = json.dumps({"origin": self._origin, "message": dict(message)})
         try:
+            self._breaker.check()
             await self._client.publish(self._channel(order_id), envelope)
         except (RedisError, OSError) as exc:
+            self._breaker.failed(exc)
             log.warning("feed publish for %s reached this process only: %s", order_id, exc)
 
     @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from payonce.adapters.redis_breaker import RedisBreaker
 from payonce.errors import LockNotAcquired
 from payonce.ports.locks import Lease, Locks
 
@@ -77,8 +78,16 @@ def fence_key_of(key: str, prefix: str = "payonce:") -> str:
 
 
 class RedisLocks:
-    def __init__(self, client: Redis, *, fallback: Locks, prefix: str = "payonce:") -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        fallback: Locks,
+        prefix: str = "payonce:",
+        breaker: RedisBreaker | None = None,
+    ) -> None:
         self._fallback = fallback
+        self._breaker = breaker or RedisBreaker()
         self._prefix = prefix
         self._grant = client.register_script(_GRANT)
         self._release = client.register_script(_RELEASE)
@@ -90,14 +99,15 @@ class RedisLocks:
         deadline = loop.time() + wait_s
         lock_key = lock_key_of(key, self._prefix)
         owner = secrets.token_hex(16)
-        token: int | None
-        try:
-            token = await self._acquire(key, lock_key, owner, ttl_s, deadline)
-        except (RedisError, OSError) as exc:  # down, timed out, read-only after a failover…
-            log.warning("redis unavailable, locking %s in this process only: %s", key, exc)
-            token = None
-            # The grant may have happened with its answer lost: don't leave it to its TTL.
-            self._release_in_background(lock_key, owner)
+        token: int | None = None
+        if not self._breaker.open:
+            try:
+                token = await self._acquire(key, lock_key, owner, ttl_s, deadline)
+            except (RedisError, OSError) as exc:  # down, timed out, read-only after a failover…
+                self._breaker.failed(exc)
+                log.warning("redis unavailable, locking %s in this process only: %s", key, exc)
+                # The grant may have happened with its answer lost: don't leave it to its TTL.
+                self._release_in_background(lock_key, owner)
         if token is None:
             remaining = max(0.0, deadline - loop.time())
             async with self._fallback.hold(key, ttl_s=ttl_s, wait_s=remaining) as lease:
