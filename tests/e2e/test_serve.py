@@ -126,7 +126,7 @@ def test_db_upgrade_migrates_a_fresh_database(tmp_path: Path) -> None:
     done = subprocess.run(
         [*PAYONCE, "db", "upgrade"], env=env, capture_output=True, text=True, check=True
     )
-    assert "revision 0001" in done.stdout
+    assert "revision 0002" in done.stdout  # the newest migration
     assert (tmp_path / "payonce.db").exists()
 
 
