@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,6 +57,43 @@ def api_key_printed(log_path: Path) -> str:
     match = re.search(r"API key\s+(\S+)", printed)
     assert match, printed
     return match.group(1)
+
+
+def pay_one_order(
+    http: httpx.Client, *, order_api: str, pay_api: str, api_key: str, sandbox_url: str
+) -> dict[str, Any]:
+    """A shop creates an order on ``order_api``, the shopper applies on ``pay_api`` and pays the
+    QR in the sandbox wallet; answers the order once it is paid (or the last state seen)."""
+    order: dict[str, Any] = http.post(
+        f"{order_api}/api/orders",
+        json={
+            "customer_id": "c-1",
+            "currency": "CNY",
+            "lines": [{"sku": "S", "name": "Tea", "quantity": 1, "unit_amount": 500}],
+        },
+        headers={"Authorization": f"Bearer {api_key}"},
+    ).json()
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+    payment = http.post(
+        f"{pay_api}/api/orders/{order['id']}/payments",
+        json={"channel": "alipay", "platform": "pc"},
+        headers={**shopper, "Idempotency-Key": "k1"},
+    )
+    assert payment.status_code == 201, payment.text
+    qr_code = payment.json()["action"]["qr_code"]
+    assert qr_code.startswith(sandbox_url)
+    paid = http.post(f"{sandbox_url}/wallet/pay", json={"code": qr_code})
+    assert paid.status_code == 200, paid.text
+    current = order
+    for _ in range(10):
+        current = http.get(
+            f"{order_api}/api/orders/{order['id']}",
+            params={"after_version": current["status_version"], "wait": 10},
+            headers=shopper,
+        ).json()
+        if current["status"] == "READY_FOR_SHIPMENT":
+            break
+    return current
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.e2e.conftest import PAYONCE, clean_env, free_port
+from tests.e2e.conftest import PAYONCE, clean_env, free_port, pay_one_order
 
 
 def _printed(log: Path, label: str) -> str:
@@ -47,35 +47,9 @@ def test_the_stack_command_runs_everything_and_stops_everything(tmp_path: Path) 
 
         with httpx.Client(timeout=40) as http:
             first, second = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
-            order = http.post(
-                f"{first}/api/orders",
-                json={
-                    "customer_id": "c-1",
-                    "currency": "CNY",
-                    "lines": [{"sku": "S", "name": "Tea", "quantity": 1, "unit_amount": 500}],
-                },
-                headers={"Authorization": f"Bearer {api_key}"},
-            ).json()
-            shopper = {"Authorization": f"Bearer {order['client_secret']}"}
-            payment = http.post(
-                f"{second}/api/orders/{order['id']}/payments",
-                json={"channel": "alipay", "platform": "pc"},
-                headers={**shopper, "Idempotency-Key": "k1"},
+            current = pay_one_order(  # paid through the second, watched on the first
+                http, order_api=first, pay_api=second, api_key=api_key, sandbox_url=sandbox
             )
-            assert payment.status_code == 201, payment.text
-            paid = http.post(
-                f"{sandbox}/wallet/pay", json={"code": payment.json()["action"]["qr_code"]}
-            )
-            assert paid.status_code == 200, paid.text
-            current = order
-            for _ in range(10):
-                current = http.get(
-                    f"{first}/api/orders/{order['id']}",
-                    params={"after_version": current["status_version"], "wait": 10},
-                    headers=shopper,
-                ).json()
-                if current["status"] == "READY_FOR_SHIPMENT":
-                    break
             assert current["status"] == "READY_FOR_SHIPMENT"
     finally:
         stack.send_signal(signal.SIGTERM)  # as a service manager stops it; Ctrl-C is the same

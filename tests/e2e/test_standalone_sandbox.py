@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import api_key_printed, clean_env, free_port, running
+from tests.e2e.conftest import api_key_printed, clean_env, free_port, pay_one_order, running
 
 
 def test_a_standalone_sandbox_serves_payonce_through_its_url(tmp_path: Path) -> None:
@@ -27,37 +27,9 @@ def test_a_standalone_sandbox_serves_payonce_through_its_url(tmp_path: Path) -> 
             api_key = api_key_printed(log)
             with httpx.Client(base_url=url, timeout=40) as http:
                 assert http.get("/sandbox/").status_code == 404  # not mounted here
-                order = http.post(
-                    "/api/orders",
-                    json={
-                        "customer_id": "c-1",
-                        "currency": "CNY",
-                        "lines": [{"sku": "S", "name": "Tea", "quantity": 1, "unit_amount": 500}],
-                    },
-                    headers={"Authorization": f"Bearer {api_key}"},
-                ).json()
-                shopper = {"Authorization": f"Bearer {order['client_secret']}"}
-                payment = http.post(
-                    f"/api/orders/{order['id']}/payments",
-                    json={"channel": "alipay", "platform": "pc"},
-                    headers={**shopper, "Idempotency-Key": "k1"},
+                current = pay_one_order(
+                    http, order_api=url, pay_api=url, api_key=api_key, sandbox_url=sandbox_url
                 )
-                assert payment.status_code == 201, payment.text
-                qr_code = payment.json()["action"]["qr_code"]
-                assert qr_code.startswith(sandbox_url)
-                paid = httpx.post(f"{sandbox_url}/wallet/pay", json={"code": qr_code})
-                assert paid.status_code == 200, paid.text
-                seen = order["status_version"]
-                current = order
-                for _ in range(10):
-                    current = http.get(
-                        f"/api/orders/{order['id']}",
-                        params={"after_version": seen, "wait": 25},
-                        headers=shopper,
-                    ).json()
-                    seen = current["status_version"]
-                    if current["status"] == "READY_FOR_SHIPMENT":
-                        break
                 assert current["status"] == "READY_FOR_SHIPMENT"
         deliveries = httpx.get(f"{sandbox_url}/deliveries").json()["deliveries"]
         assert [(d["ok"], d["answer"]) for d in deliveries] == [(True, "success")]

@@ -89,15 +89,22 @@ async def test_an_intent_on_a_fresh_read_is_numbered_and_bumps_the_order(deps: D
     assert order.version == seen.version + 1
 
 
-async def test_a_fact_learnt_under_a_lapsed_lock_is_refused_and_changes_nothing(
-    deps: Deps,
-) -> None:
+async def _lapsed_holder_with_an_answer(deps: Deps) -> tuple[Payment, TradeOpened]:
+    """The holder of token 10 wrote its intent; then the next holder (token 20) wrote; then
+    the provider's answer to the first holder's create arrives."""
     seen = await _order(deps)
     intent = await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=seen)
-    async with deps.storage.transaction() as uow:  # the next holder (token 20) wrote
+    async with deps.storage.transaction() as uow:
         await uow.fences.check(order_lock_key(seen.id), 20)
     late = deps.clock.now() + timedelta(hours=2)
     opened = TradeOpened(Action(ActionType.QR_CODE, {"qr_code": "https://qr/late"}, late), "T-1")
+    return intent, opened
+
+
+async def test_a_fact_learnt_under_a_lapsed_lock_is_refused_and_changes_nothing(
+    deps: Deps,
+) -> None:
+    intent, opened = await _lapsed_holder_with_an_answer(deps)
     with pytest.raises(FenceRejected):  # the holder of token 10 comes back with its answer
         await record(deps, intent.id, opened, lease=Lease("order", 10))
     async with deps.storage.transaction() as uow:
@@ -109,12 +116,7 @@ async def test_a_fact_learnt_under_a_lapsed_lock_is_refused_and_changes_nothing(
 async def test_a_create_s_answer_refused_by_the_fence_is_still_kept_by_compare_and_set(
     deps: Deps,
 ) -> None:
-    seen = await _order(deps)
-    intent = await insert_intent(deps, _intent(seen, deps), Lease("order", 10), seen=seen)
-    async with deps.storage.transaction() as uow:  # the next holder (token 20) wrote
-        await uow.fences.check(order_lock_key(seen.id), 20)
-    late = deps.clock.now() + timedelta(hours=2)
-    opened = TradeOpened(Action(ActionType.QR_CODE, {"qr_code": "https://qr/late"}, late), "T-1")
+    intent, opened = await _lapsed_holder_with_an_answer(deps)
     with pytest.raises(FenceRejected):  # the caller still learns that its lock lapsed
         await _record_created(deps, intent.id, opened, Lease("order", 10))
     async with deps.storage.transaction() as uow:
