@@ -12,7 +12,7 @@ import pytest
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
-from payonce.domain.ids import EventId
+from payonce.domain.ids import EventId, PaymentId
 from payonce.domain.order import Order, OrderLine
 from payonce.domain.payment import Payment, PaymentStatus
 from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
@@ -211,6 +211,49 @@ async def test_outbox_claims_are_disjoint_and_leased(storage: Storage) -> None:
         assert await uow.outbox.mark_delivered(events[0].id, now=START) is True
     # The lease ends: whatever was claimed and not delivered is due again (a relay died).
     assert await claim(10, now=lease) == {event.id for event in events[1:]}
+
+
+async def test_poll_jobs_are_scheduled_moved_claimed_disjointly_leased_and_finished(
+    storage: Storage,
+) -> None:
+    order = await _saved(storage)
+    payments = [_payment(order, status=S.CLOSED) for _ in range(5)]
+    async with storage.transaction() as uow:
+        for n, payment in enumerate(payments):
+            await uow.payments.add(payment)
+            await uow.polls.schedule(
+                payment.id, order.id, due_at=START + timedelta(seconds=n), attempts=0
+            )
+        # Scheduling again moves the one job; it never makes a second.
+        await uow.polls.schedule(
+            payments[4].id, order.id, due_at=START + timedelta(hours=1), attempts=3
+        )
+        moved = await uow.polls.get(payments[4].id)
+    assert moved is not None
+    assert (moved.due_at, moved.attempts) == (START + timedelta(hours=1), 3)
+    now, lease = START + timedelta(seconds=10), START + timedelta(seconds=70)
+
+    async def claim(limit: int, at: datetime = now) -> list[PaymentId]:
+        async with storage.transaction() as uow:
+            return [
+                job.payment_id for job in await uow.polls.claim(now=at, until=lease, limit=limit)
+            ]
+
+    concurrent = isinstance(storage, SqlStorage) and storage.engine.dialect.name == "postgresql"
+    async with storage.transaction() as uow:
+        first = [job.payment_id for job in await uow.polls.claim(now=now, until=lease, limit=2)]
+        # Another worker claims while this one holds its rows (SKIP LOCKED, or a deadlock).
+        second = await asyncio.wait_for(claim(10), timeout=30) if concurrent else []
+    if not concurrent:
+        second = await claim(10)
+    assert first == [payments[0].id, payments[1].id]  # soonest first
+    assert second == [payments[2].id, payments[3].id]  # not the one due in an hour
+    assert await claim(10) == []  # leased
+    async with storage.transaction() as uow:
+        await uow.polls.finish(payments[0].id)
+        assert await uow.polls.get(payments[0].id) is None
+    # The lease ends: a claimed job not finished nor moved is due again (its worker died).
+    assert set(await claim(10, at=lease)) == {payments[1].id, payments[2].id, payments[3].id}
 
 
 async def test_outbox_delivers_each_event_once(storage: Storage) -> None:

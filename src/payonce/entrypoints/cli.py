@@ -64,7 +64,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     if settings.embedded:
         console.print(f"  data           {settings.data_dir.resolve()}")
     else:
-        console.print("  outbox relay   in `payonce worker` processes (not here)")
+        console.print("  outbox, polls  in `payonce worker` processes (not here)")
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="info"))
     try:
         await server.serve()
@@ -74,8 +74,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker: the outbox relay (and, as they come, poll jobs and the sweeper). Run as
-    many as you like next to the API instances; they share the work through the database."""
+    """Run a worker: the outbox relay and the polls of open trades. Run as many as you like
+    next to the API instances; they share the work through the database."""
     from payonce.entrypoints.worker import run_worker
 
     settings = _settings()

@@ -9,23 +9,24 @@ from rich.console import Console
 
 from payonce.bootstrap import bootstrap
 from payonce.config import Settings
-from payonce.entrypoints.background import relay_forever
+from payonce.entrypoints.background import work_forever
 
 # Workers make no links for shoppers; this only fills the container's field when unset.
 _UNUSED_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 async def run_worker(settings: Settings, console: Console) -> None:
-    """Relay the outbox until SIGTERM or SIGINT; every worker claims disjoint events."""
+    """Relay the outbox and poll open trades until SIGTERM or SIGINT; workers claim disjoint
+    events and jobs."""
     container = await bootstrap(settings, public_url=settings.public_url or _UNUSED_PUBLIC_URL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     relay = asyncio.create_task(
-        relay_forever(container, settings.background_interval_s), name="outbox-relay"
+        work_forever(container, settings.background_interval_s), name="due-work"
     )
-    console.print("[bold]payonce worker[/bold] running: outbox relay", highlight=False)
+    console.print("[bold]payonce worker[/bold] running: outbox relay, trade polls", highlight=False)
     try:
         await stop.wait()
     finally:

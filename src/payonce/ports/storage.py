@@ -84,6 +84,38 @@ class OutboxRepository(Protocol):
     async def get(self, event_id: EventId) -> OutboxEntry | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    """When to ask the provider next about one open trade, and how often it was asked."""
+
+    payment_id: PaymentId
+    order_id: OrderId
+    due_at: datetime
+    attempts: int
+
+
+class PollJobs(Protocol):
+    async def schedule(
+        self, payment_id: PaymentId, order_id: OrderId, *, due_at: datetime, attempts: int
+    ) -> None:
+        """Create the payment's one poll job, or move it."""
+        ...
+
+    async def claim(self, *, now: datetime, until: datetime, limit: int) -> list[PollJob]:
+        """Take due jobs, soonest first; each is not due again before ``until`` (a lease).
+
+        Workers claiming at once get disjoint jobs (PostgreSQL: ``FOR UPDATE SKIP LOCKED``);
+        one that crashes leaves its jobs due again when the lease ends.
+        """
+        ...
+
+    async def get(self, payment_id: PaymentId) -> PollJob | None: ...
+
+    async def finish(self, payment_id: PaymentId) -> None:
+        """The trade is settled (or past all hope of a payment): no more polls."""
+        ...
+
+
 class InboxRepository(Protocol):
     async def record(self, consumer: str, event_id: EventId, *, now: datetime) -> bool:
         """True the first time ``consumer`` records ``event_id``; False ever after."""
@@ -180,6 +212,9 @@ class UnitOfWork(Protocol):
 
     @property
     def inbox(self) -> InboxRepository: ...
+
+    @property
+    def polls(self) -> PollJobs: ...
 
     @property
     def notifications(self) -> NotificationLog: ...

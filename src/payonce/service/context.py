@@ -18,6 +18,21 @@ from payonce.ports.provider import PaymentProvider
 from payonce.ports.storage import Storage
 
 
+def _seconds(*values: float) -> tuple[timedelta, ...]:
+    return tuple(timedelta(seconds=value) for value in values)
+
+
+# The waits between polls of an open trade, per channel: close together while the shopper is
+# likely paying, then spaced past the channel's own notification retries (the last wait repeats).
+DEFAULT_POLL_SCHEDULES: Mapping[Channel, tuple[timedelta, ...]] = {
+    Channel.ALIPAY: _seconds(15, 15, 30, 60, 120, 300, 600),
+    Channel.WECHAT: _seconds(15, 15, 30, 60, 120, 300, 600),
+    Channel.PAYPAL: _seconds(30, 60, 120, 300, 600),
+    # A voucher is paid at a bank and confirmed a business day or more later.
+    Channel.BOLETO: _seconds(3600, 4 * 3600, 12 * 3600, 24 * 3600),
+}
+
+
 @dataclass(frozen=True)
 class Policy:
     """Timings and bounds of the defences; defaults suit production, tests shorten some."""
@@ -43,6 +58,19 @@ class Policy:
     # How long a relay holds the events it claimed before others may take them again.
     outbox_claim_lease: timedelta = timedelta(seconds=60)
     order_ttl: timedelta = timedelta(minutes=30)
+    poll_schedules: Mapping[Channel, tuple[timedelta, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_POLL_SCHEDULES)
+    )
+    # How long a worker holds the poll jobs it claimed before others may take them again.
+    poll_claim_lease: timedelta = timedelta(seconds=60)
+    # Polls go on this long past a trade's (or its order's) deadline: a payment made at the
+    # last moment is still found.
+    poll_past_deadline: timedelta = timedelta(hours=1)
+
+    def poll_wait(self, channel: Channel, polls_made: int) -> timedelta:
+        """The wait before the next poll of a trade already polled ``polls_made`` times."""
+        schedule = self.poll_schedules[channel]
+        return schedule[min(polls_made, len(schedule) - 1)]
 
 
 class EventConsumer(Protocol):

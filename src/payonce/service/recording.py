@@ -47,14 +47,19 @@ async def insert_intent(deps: Deps, intent: Payment, lease: Lease, *, seen: Orde
     The order's compare-and-set is against the version that was read: if anything changed the
     order since (a capture applied, another trade opened), the database refuses the intent and
     the caller decides again. The live-trade index refuses a second live trade regardless.
+    The trade's first poll is scheduled in the same transaction: from its first moment, a trade
+    whose notifications are all lost is still asked about.
     """
     async with deps.storage.transaction() as uow:
+        now = deps.clock.now()
         await uow.fences.check(order_lock_key(seen.id), lease.token)
-        touched = seen.touched(deps.clock.now())
+        touched = seen.touched(now)
         await uow.orders.update(touched, expected_version=seen.version)
         earlier = await uow.payments.for_order(seen.id)
         intent = replace(intent, number=earlier[0].number + 1 if earlier else 1)
         await uow.payments.add(intent)
+        first_poll = now + deps.policy.poll_wait(intent.channel, 0)
+        await uow.polls.schedule(intent.id, seen.id, due_at=first_poll, attempts=0)
     await publish(deps, touched, intent)
     return intent
 

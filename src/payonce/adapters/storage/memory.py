@@ -16,7 +16,7 @@ from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
 from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
 
 @dataclass
@@ -28,6 +28,7 @@ class _State:
     notifications: dict[tuple[str, str], tuple[PaymentId, str | None]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)
+    polls: dict[PaymentId, PollJob] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -38,6 +39,7 @@ class _State:
             dict(self.notifications),
             dict(self.idempotency),
             dict(self.fences),
+            dict(self.polls),
         )
 
 
@@ -267,6 +269,31 @@ class _Fences:
         self._st.fences[key] = token
 
 
+class _PollJobs:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def schedule(
+        self, payment_id: PaymentId, order_id: OrderId, *, due_at: datetime, attempts: int
+    ) -> None:
+        self._st.polls[payment_id] = PollJob(payment_id, order_id, due_at, attempts)
+
+    async def claim(self, *, now: datetime, until: datetime, limit: int) -> list[PollJob]:
+        due = sorted(
+            (job for job in self._st.polls.values() if job.due_at <= now),
+            key=lambda job: (job.due_at, job.payment_id),
+        )[:limit]
+        for job in due:
+            self._st.polls[job.payment_id] = replace(job, due_at=until)
+        return due
+
+    async def get(self, payment_id: PaymentId) -> PollJob | None:
+        return self._st.polls.get(payment_id)
+
+    async def finish(self, payment_id: PaymentId) -> None:
+        self._st.polls.pop(payment_id, None)
+
+
 class MemoryUnitOfWork:
     def __init__(self, state: _State) -> None:
         self.state = state
@@ -277,6 +304,7 @@ class MemoryUnitOfWork:
         self.notifications = _Notifications(state)
         self.idempotency = _Idempotency(state)
         self.fences = _Fences(state)
+        self.polls = _PollJobs(state)
 
 
 class MemoryStorage:

@@ -13,7 +13,7 @@ from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.money import Money
 from payonce.domain.order import Order, OrderLine, OrderStatus
 from payonce.domain.payment import Action, Payment, PaymentStatus
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
 
 def order_to_row(order: Order) -> dict[str, Any]:
@@ -155,4 +155,13 @@ def idempotency_from_row(row: RowMapping) -> IdempotencyRecord:
         response_status=row["response_status"],
         response_body=bytes(row["response_body"]) if row["response_body"] is not None else None,
         response_type=row["response_type"],
+    )
+
+
+def poll_job_from_row(row: RowMapping) -> PollJob:
+    return PollJob(
+        payment_id=PaymentId(row["payment_id"]),
+        order_id=OrderId(row["order_id"]),
+        due_at=row["due_at"],
+        attempts=row["attempts"],
     )

@@ -20,6 +20,7 @@ from payonce.adapters.storage.tables import (
     orders,
     outbox,
     payments,
+    poll_jobs,
 )
 from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
@@ -32,7 +33,7 @@ from payonce.errors import (
     StorageIntegrityError,
     StorageUnavailable,
 )
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
 
 def _integrity_error(error: exc.IntegrityError) -> DuplicateKey | StorageIntegrityError:
@@ -328,6 +329,51 @@ class _Fences:
             raise FenceRejected(f"lock token {token} for {key} is older than one that wrote")
 
 
+class _PollJobs:
+    def __init__(self, session: _Session) -> None:
+        self._s = session
+
+    async def schedule(
+        self, payment_id: PaymentId, order_id: OrderId, *, due_at: datetime, attempts: int
+    ) -> None:
+        dialect_insert = postgresql.insert if self._s.dialect == "postgresql" else sqlite.insert
+        insert = dialect_insert(poll_jobs).values(
+            payment_id=payment_id, order_id=order_id, due_at=due_at, attempts=attempts
+        )
+        await self._s.execute(
+            insert.on_conflict_do_update(
+                index_elements=["payment_id"],
+                set_={"due_at": insert.excluded.due_at, "attempts": insert.excluded.attempts},
+            )
+        )
+
+    async def claim(self, *, now: datetime, until: datetime, limit: int) -> list[PollJob]:
+        query = (
+            select(poll_jobs)
+            .where(poll_jobs.c.due_at <= now)
+            .order_by(poll_jobs.c.due_at, poll_jobs.c.payment_id)
+            .limit(limit)
+        )
+        if self._s.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # others' jobs: skipped, not awaited
+        taken = [rows.poll_job_from_row(row) for row in (await self._s.execute(query)).mappings()]
+        if taken:
+            await self._s.execute(
+                update(poll_jobs)
+                .where(poll_jobs.c.payment_id.in_([job.payment_id for job in taken]))
+                .values(due_at=until)
+            )
+        return taken
+
+    async def get(self, payment_id: PaymentId) -> PollJob | None:
+        query = select(poll_jobs).where(poll_jobs.c.payment_id == payment_id)
+        found = (await self._s.execute(query)).mappings().first()
+        return rows.poll_job_from_row(found) if found else None
+
+    async def finish(self, payment_id: PaymentId) -> None:
+        await self._s.execute(delete(poll_jobs).where(poll_jobs.c.payment_id == payment_id))
+
+
 class SqlUnitOfWork:
     def __init__(self, conn: AsyncConnection) -> None:
         session = _Session(conn)
@@ -335,6 +381,7 @@ class SqlUnitOfWork:
         self.payments = _Payments(session)
         self.outbox = _Outbox(session)
         self.inbox = _Inbox(session)
+        self.polls = _PollJobs(session)
         self.notifications = _Notifications(session)
         self.idempotency = _Idempotency(session)
         self.fences = _Fences(session)

@@ -143,6 +143,17 @@ Index(
     postgresql_where=_UNDELIVERED,
 )
 
+poll_jobs = Table(
+    "poll_jobs",
+    metadata,
+    Column("payment_id", String(40), ForeignKey("payments.id"), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
+# Workers read the soonest due jobs: the cost follows the due jobs, not the payments table.
+Index("ix_poll_jobs_due", poll_jobs.c.due_at)
+
 inbox = Table(
     "inbox",
     metadata,

@@ -19,8 +19,8 @@ def create_app(
     container: Container, *, run_background: bool = True, run_relay: bool = True
 ) -> FastAPI:
     """The app over an already built container. ``run_background`` runs the background loops
-    inside (tests drive them by hand instead); ``run_relay=False`` leaves the outbox relay to
-    `payonce worker` processes."""
+    inside (tests drive them by hand instead); ``run_relay=False`` leaves the outbox relay and
+    the trade polls to `payonce worker` processes."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
