@@ -1,6 +1,9 @@
-"""Active queries: with every notification lost, the first poll after payment finds it."""
+"""Active queries: with every notification lost, the first poll after payment finds it, and a
+shopper's read finds it sooner."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -8,7 +11,7 @@ from payonce.domain.channels import Channel
 from payonce.sandbox.faults import FaultSettings
 from payonce.service.polling import poll_due
 from tests.integration.conftest import Live
-from tests.integration.test_channels import CASES
+from tests.integration.test_channels import CASES, _scan_and_pay
 
 
 @pytest.mark.parametrize("case", ["alipay-pc", "wechat-pc", "paypal-pc", "boleto-pc"])
@@ -61,3 +64,32 @@ async def test_an_open_trade_is_polled_on_its_channel_s_schedule_until_it_settle
     assert await poll_due(deps) == 1  # finds it closed and stops
     live.clock.advance(schedule[-1] * 10)
     assert await poll_due(deps) == 0
+
+
+async def test_a_shopper_reading_an_open_payment_makes_payonce_ask_the_provider_now(
+    live: Live,
+) -> None:
+    live.sandbox.set_faults(FaultSettings(notify_drop_rate=1.0))
+    order = await live.create_order()
+    applied = await live.apply(order, "alipay", "pc")
+    assert applied.status_code == 201, applied.text
+    out_trade_no = applied.json()["out_trade_no"]
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+
+    def queries() -> int:
+        return sum(1 for call in live.sandbox.calls(out_trade_no) if call.method.endswith("query"))
+
+    await live.http.get(f"/api/orders/{order['id']}", headers=shopper)  # unpaid: asked once
+    assert queries() == 1
+    await _scan_and_pay(live, applied.json()["action"]["qr_code"])  # the notification is lost
+    # The shop backend's reads never call the provider, and the shopper's are rate-limited.
+    assert (await live.order(order))["status"] == "UNPAID"
+    seen = await live.http.get(f"/api/orders/{order['id']}", headers=shopper)
+    assert (seen.json()["status"], queries()) == ("UNPAID", 1)
+
+    live.clock.advance(timedelta(seconds=live.container.deps.policy.read_repair_interval_s))
+    seen = await live.http.get(f"/api/orders/{order['id']}", headers=shopper)
+    assert (seen.json()["status"], queries()) == ("READY_FOR_SHIPMENT", 2)
+    payment = await live.http.get(f"/api/payments/{applied.json()['id']}", headers=shopper)
+    assert payment.json()["status"] == "PAID"
+    assert queries() == 2  # settled: nothing left to ask

@@ -15,7 +15,7 @@ from payonce.entrypoints.web.dependencies import CallerDep, DepsDep, Idempotency
 from payonce.entrypoints.web.problems import render_json
 from payonce.entrypoints.web.schemas import CreateOrderIn, OrderOut, PaymentListOut, Problem
 from payonce.errors import Forbidden, InvalidRequest
-from payonce.service import orders
+from payonce.service import orders, read_repair
 from payonce.service.views import order_view, payment_view
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -66,6 +66,8 @@ async def get_order(
 ) -> Response:
     """The order; with ``after_version`` and ``wait`` it answers once status_version exceeds it."""
     caller.ensure_order(OrderId(order_id))
+    if not caller.is_backend:  # the shopper's page: the quickest sign of a payment
+        await read_repair.repair_order(deps, OrderId(order_id))
     if after_version is not None and wait > 0:
         order = await orders.wait_for_order(
             deps, OrderId(order_id), after_version=after_version, wait_s=wait

@@ -17,7 +17,7 @@ from payonce.entrypoints.web.orders import PROBLEMS
 from payonce.entrypoints.web.problems import render_json
 from payonce.entrypoints.web.schemas import ApplyPaymentIn, PaymentOut
 from payonce.errors import ChannelUnsupported, PaymentNotFound
-from payonce.service import orders
+from payonce.service import orders, read_repair
 from payonce.service.apply import apply_payment
 from payonce.service.cancel import cancel_payment
 from payonce.service.views import payment_view
@@ -71,6 +71,8 @@ async def _readable_payment(deps: DepsDep, caller: CallerDep, payment_id: str) -
 @router.get("/api/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
 async def get_payment(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
     payment = await _readable_payment(deps, caller, payment_id)
+    if not caller.is_backend:
+        payment = await read_repair.repair(deps, payment)
     return Response(render_json(payment_view(payment)), media_type="application/json")
 
 
