@@ -66,7 +66,7 @@ class Policy:
     # Polls go on this long past a trade's (or its order's) deadline: a payment made at the
     # last moment is still found.
     poll_past_deadline: timedelta = timedelta(hours=1)
-    # A shopper's reads ask the provider about an open payment at most this often.
+    # A shopper's reads ask the provider about an order's open trades at most this often.
     read_repair_interval_s: float = 10.0
 
     def poll_wait(self, channel: Channel, polls_made: int) -> timedelta:

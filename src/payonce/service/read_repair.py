@@ -2,8 +2,8 @@
 
 The page a shopper watches after paying is the quickest sign that a payment may have happened;
 when its notification is late or lost, asking then shows the truth within seconds instead of at
-the next scheduled poll. Each payment is asked about at most once per interval, whoever reads,
-and only when its order's lock is free at once (a holder is already working on it).
+the next scheduled poll. Each order is asked about at most once per interval, whoever reads,
+and only when its lock is free at once (a holder is already working on it).
 """
 
 from __future__ import annotations
@@ -24,23 +24,36 @@ _WORTH_ASKING = frozenset({PaymentStatus.PAYING, PaymentStatus.UNKNOWN, PaymentS
 
 
 async def repair_order(deps: Deps, order_id: OrderId) -> None:
-    """Ask the provider about the order's open trades (rate-limited per payment)."""
+    """Ask the provider about the order's open trades, at most once per interval per order
+    (so a page polling its order costs no extra read between repairs)."""
+    if not await _due(deps, order_id):
+        return
     for payment in await list_payments(deps, order_id):
         if payment.status in _WORTH_ASKING:
-            await repair(deps, payment)
+            await _ask(deps, payment)
 
 
 async def repair(deps: Deps, payment: Payment) -> Payment:
-    """The payment after asking its provider, or as it is when it was asked about lately."""
-    if payment.status not in _WORTH_ASKING:
+    """The payment after asking its provider, or as it is when its order was asked about
+    lately."""
+    if payment.status not in _WORTH_ASKING or not await _due(deps, payment.order_id):
         return payment
-    asked = f"repair:{payment.id}"
+    return await _ask(deps, payment)
+
+
+async def _due(deps: Deps, order_id: OrderId) -> bool:
+    """True (and the interval starts) unless the order was repaired within the interval."""
+    asked = f"repair:{order_id}"
     try:
         if await deps.cache.get(asked) is not None:
-            return payment
+            return False
         await deps.cache.set(asked, "1", ttl_s=deps.policy.read_repair_interval_s)
-    except Exception:  # no cache: no rate limit either; the scheduled polls still run
-        return payment
+    except Exception:  # no cache, no rate limit: leave it to the scheduled polls
+        return False
+    return True
+
+
+async def _ask(deps: Deps, payment: Payment) -> Payment:
     try:
         async with deps.locks.hold(
             order_lock_key(payment.order_id), ttl_s=deps.policy.lock_ttl_s, wait_s=0
