@@ -17,6 +17,7 @@ from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
+from payonce.domain.refund import Refund
 
 
 class OrderRepository(Protocol):
@@ -26,6 +27,18 @@ class OrderRepository(Protocol):
 
     async def update(self, order: Order, *, expected_version: int) -> None:
         """Write ``order`` if the stored one still has ``expected_version``; else StaleVersion."""
+        ...
+
+    async def expired(self, *, now: datetime, limit: int) -> list[Order]:
+        """Unpaid orders past their deadline whose expiry is due, soonest first.
+
+        Served by an index over unpaid orders only: the cost follows the orders due, not the
+        table. An order whose expiry was postponed is not due again before then.
+        """
+        ...
+
+    async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
+        """Look at this unpaid order's expiry again at ``until`` (a trade would not close yet)."""
         ...
 
 
@@ -43,6 +56,30 @@ class PaymentRepository(Protocol):
         ...
 
     async def update(self, payment: Payment, *, expected_version: int) -> None: ...
+
+    async def unwatched(
+        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+    ) -> list[Payment]:
+        """Live payments unchanged since ``stale_before`` whose poll job is missing or was due
+        before ``overdue_before``, least recently changed first: what the sweeper takes.
+
+        Served by an index over live payments only: its cost does not grow with the table.
+        """
+        ...
+
+
+class RefundRepository(Protocol):
+    async def add(self, refund: Refund) -> bool:
+        """True if recorded; False when this refund number (or a refund of this payment) exists."""
+        ...
+
+    async def get(self, refund_no: str) -> Refund | None: ...
+
+    async def for_payment(self, payment_id: PaymentId) -> Refund | None: ...
+
+    async def for_order(self, order_id: OrderId) -> list[Refund]: ...
+
+    async def update(self, refund: Refund) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +243,9 @@ class UnitOfWork(Protocol):
 
     @property
     def payments(self) -> PaymentRepository: ...
+
+    @property
+    def refunds(self) -> RefundRepository: ...
 
     @property
     def outbox(self) -> OutboxRepository: ...

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
-from payonce.domain.order import Order
+from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Payment
+from payonce.domain.refund import Refund
 from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
@@ -29,6 +30,9 @@ class _State:
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)
     polls: dict[PaymentId, PollJob] = field(default_factory=dict)
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    # When the expiry sweep next looks at each order (see the orders table's expiry_check_at).
+    expiry_checks: dict[OrderId, datetime] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -40,6 +44,8 @@ class _State:
             dict(self.idempotency),
             dict(self.fences),
             dict(self.polls),
+            dict(self.refunds),
+            dict(self.expiry_checks),
         )
 
 
@@ -51,6 +57,7 @@ class _Orders:
         if order.id in self._st.orders:
             raise DuplicateKey("pk_orders")
         self._st.orders[order.id] = order
+        self._st.expiry_checks[order.id] = order.expires_at
 
     async def get(self, order_id: OrderId) -> Order | None:
         return self._st.orders.get(order_id)
@@ -60,6 +67,20 @@ class _Orders:
         if current is None or current.version != expected_version:
             raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
         self._st.orders[order.id] = order
+        checks = self._st.expiry_checks
+        checks[order.id] = max(checks.get(order.id, order.expires_at), order.expires_at)
+
+    async def expired(self, *, now: datetime, limit: int) -> list[Order]:
+        due = [
+            (check, order_id)
+            for order_id, check in self._st.expiry_checks.items()
+            if check <= now and self._st.orders[order_id].status is OrderStatus.UNPAID
+        ]
+        return [self._st.orders[order_id] for _, order_id in sorted(due)[:limit]]
+
+    async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
+        if order_id in self._st.orders:
+            self._st.expiry_checks[order_id] = until
 
 
 class _Payments:
@@ -111,6 +132,48 @@ class _Payments:
             raise StaleVersion(f"payment {payment.id} is no longer at version {expected_version}")
         self._check_constraints(payment)
         self._st.payments[payment.id] = payment
+
+    async def unwatched(
+        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+    ) -> list[Payment]:
+        found = []
+        for payment in self._st.payments.values():
+            job = self._st.polls.get(payment.id)
+            if (
+                payment.is_live
+                and payment.updated_at <= stale_before
+                and (job is None or job.due_at <= overdue_before)
+            ):
+                found.append(payment)
+        found.sort(key=lambda p: (p.updated_at, p.id))
+        return found[:limit]
+
+
+class _Refunds:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def add(self, refund: Refund) -> bool:
+        if refund.payment_id not in self._st.payments:
+            raise StorageIntegrityError("fk_refunds_payment_id")
+        if refund.refund_no in self._st.refunds or await self.for_payment(refund.payment_id):
+            return False
+        self._st.refunds[refund.refund_no] = refund
+        return True
+
+    async def get(self, refund_no: str) -> Refund | None:
+        return self._st.refunds.get(refund_no)
+
+    async def for_payment(self, payment_id: PaymentId) -> Refund | None:
+        return next((r for r in self._st.refunds.values() if r.payment_id == payment_id), None)
+
+    async def for_order(self, order_id: OrderId) -> list[Refund]:
+        found = [r for r in self._st.refunds.values() if r.order_id == order_id]
+        return sorted(found, key=lambda r: (r.requested_at, r.refund_no))
+
+    async def update(self, refund: Refund) -> None:
+        if refund.refund_no in self._st.refunds:
+            self._st.refunds[refund.refund_no] = refund
 
 
 class _Outbox:
@@ -299,6 +362,7 @@ class MemoryUnitOfWork:
         self.state = state
         self.orders = _Orders(state)
         self.payments = _Payments(state)
+        self.refunds = _Refunds(state)
         self.outbox = _Outbox(state)
         self.inbox = _Inbox(state)
         self.notifications = _Notifications(state)

@@ -13,6 +13,7 @@ from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.money import Money
 from payonce.domain.order import Order, OrderLine, OrderStatus
 from payonce.domain.payment import Action, Payment, PaymentStatus
+from payonce.domain.refund import Refund, RefundReason, RefundStatus
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
 
@@ -164,4 +165,31 @@ def poll_job_from_row(row: RowMapping) -> PollJob:
         order_id=OrderId(row["order_id"]),
         due_at=row["due_at"],
         attempts=row["attempts"],
+    )
+
+
+def refund_to_row(refund: Refund) -> dict[str, Any]:
+    return {
+        "refund_no": refund.refund_no,
+        "payment_id": refund.payment_id,
+        "order_id": refund.order_id,
+        "currency": refund.amount.currency,
+        "amount": refund.amount.amount,
+        "reason": refund.reason.value,
+        "status": refund.status.value,
+        "requested_at": refund.requested_at,
+        "completed_at": refund.completed_at,
+    }
+
+
+def refund_from_row(row: RowMapping) -> Refund:
+    return Refund(
+        refund_no=row["refund_no"],
+        payment_id=PaymentId(row["payment_id"]),
+        order_id=OrderId(row["order_id"]),
+        amount=Money(row["amount"], row["currency"]),
+        reason=RefundReason(row["reason"]),
+        status=RefundStatus(row["status"]),
+        requested_at=row["requested_at"],
+        completed_at=row["completed_at"],
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Result, Select, Table, delete, exc, select, update
+from sqlalchemy import Select, case, delete, exc, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payonce.adapters.storage import rows
+from payonce.adapters.storage.session import Session, integrity_error
+from payonce.adapters.storage.sql_refunds import SqlRefunds
 from payonce.adapters.storage.tables import (
     idempotency_keys,
     inbox,
@@ -25,61 +27,25 @@ from payonce.adapters.storage.tables import (
 from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
-from payonce.domain.payment import Payment
+from payonce.domain.payment import LIVE_STATUSES, Payment
 from payonce.errors import (
-    DuplicateKey,
     FenceRejected,
     StaleVersion,
-    StorageIntegrityError,
     StorageUnavailable,
 )
 from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
 
-
-def _integrity_error(error: exc.IntegrityError) -> DuplicateKey | StorageIntegrityError:
-    """A unique violation is a lost race (retry); any other refusal is a bug (don't)."""
-    message = str(error.orig).splitlines()[0]
-    unique = getattr(error.orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in message
-    return DuplicateKey(message) if unique else StorageIntegrityError(message)
-
-
-class _Session:
-    """One open transaction; translates driver errors into payonce's error tree."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect.name
-
-    async def execute(self, statement: Executable) -> Result[Any]:
-        try:
-            return await self.conn.execute(statement)
-        except exc.IntegrityError as error:
-            raise _integrity_error(error) from error
-
-    async def insert_ignoring_conflict(
-        self, table: Table, values: Mapping[str, Any], keys: list[str]
-    ) -> bool:
-        """Insert unless a row with the same ``keys`` exists; True when inserted.
-
-        Told by RETURNING, not rowcount: psycopg reports -1 rows for an upsert.
-        """
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-            .returning(table.c[keys[0]])
-        )
-        result = await self.execute(statement)
-        return result.first() is not None
+LIVE_VALUES = sorted(status.value for status in LIVE_STATUSES)
 
 
 class _Orders:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def add(self, order: Order) -> None:
-        await self._s.execute(orders.insert().values(**rows.order_to_row(order)))
+        await self._s.execute(
+            orders.insert().values(**rows.order_to_row(order), expiry_check_at=order.expires_at)
+        )
 
     async def get(self, order_id: OrderId) -> Order | None:
         row = (await self._s.execute(select(orders).where(orders.c.id == order_id))).mappings()
@@ -90,14 +56,35 @@ class _Orders:
         result = await self._s.execute(
             update(orders)
             .where(orders.c.id == order.id, orders.c.version == expected_version)
-            .values(**rows.order_to_row(order))
+            .values(
+                **rows.order_to_row(order),
+                # A deadline moved later (a voucher's) moves the expiry check with it.
+                expiry_check_at=case(
+                    (orders.c.expiry_check_at < order.expires_at, order.expires_at),
+                    else_=orders.c.expiry_check_at,
+                ),
+            )
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
 
+    async def expired(self, *, now: datetime, limit: int) -> list[Order]:
+        query = (
+            select(orders)
+            .where(orders.c.status == "UNPAID", orders.c.expiry_check_at <= now)
+            .order_by(orders.c.expiry_check_at, orders.c.id)
+            .limit(limit)
+        )
+        return [rows.order_from_row(row) for row in (await self._s.execute(query)).mappings()]
+
+    async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
+        await self._s.execute(
+            update(orders).where(orders.c.id == order_id).values(expiry_check_at=until)
+        )
+
 
 class _Payments:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def add(self, payment: Payment) -> None:
@@ -130,9 +117,26 @@ class _Payments:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleVersion(f"payment {payment.id} is no longer at version {expected_version}")
 
+    async def unwatched(
+        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+    ) -> list[Payment]:
+        job = poll_jobs.alias("job")
+        query = (
+            select(payments)
+            .outerjoin(job, job.c.payment_id == payments.c.id)
+            .where(
+                payments.c.status.in_(LIVE_VALUES),
+                payments.c.updated_at <= stale_before,
+                or_(job.c.payment_id.is_(None), job.c.due_at <= overdue_before),
+            )
+            .order_by(payments.c.updated_at, payments.c.id)
+            .limit(limit)
+        )
+        return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
+
 
 class _Outbox:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def add(self, event: Event, *, now: datetime) -> None:
@@ -203,7 +207,7 @@ class _Outbox:
 
 
 class _Inbox:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def record(self, consumer: str, event_id: EventId, *, now: datetime) -> bool:
@@ -215,7 +219,7 @@ class _Inbox:
 
 
 class _Notifications:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def record(
@@ -250,7 +254,7 @@ class _Notifications:
 
 
 class _Idempotency:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     def _key(self, caller: str, key: str) -> tuple[Any, Any]:
@@ -313,7 +317,7 @@ class _Idempotency:
 
 
 class _Fences:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def check(self, key: str, token: int) -> None:
@@ -330,7 +334,7 @@ class _Fences:
 
 
 class _PollJobs:
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         self._s = session
 
     async def schedule(
@@ -376,9 +380,10 @@ class _PollJobs:
 
 class SqlUnitOfWork:
     def __init__(self, conn: AsyncConnection) -> None:
-        session = _Session(conn)
+        session = Session(conn)
         self.orders = _Orders(session)
         self.payments = _Payments(session)
+        self.refunds = SqlRefunds(session)
         self.outbox = _Outbox(session)
         self.inbox = _Inbox(session)
         self.polls = _PollJobs(session)
@@ -401,7 +406,7 @@ class SqlStorage:
         except exc.OperationalError as error:
             raise StorageUnavailable(str(error.orig).splitlines()[0]) from error
         except exc.IntegrityError as error:  # raised at commit by deferred constraints
-            raise _integrity_error(error) from error
+            raise integrity_error(error) from error
 
     async def ping(self) -> None:
         try:

@@ -71,6 +71,17 @@ orders = Table(
     Column("paid_payment_id", String(40), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When the expiry sweep next looks at this order: its deadline, or later once postponed
+    # (a trade that could not be closed yet). Storage-only: never part of the domain order.
+    Column("expiry_check_at", UTCDateTime, nullable=False),
+)
+_UNPAID = orders.c.status == "UNPAID"
+# The expiry sweep reads unpaid orders only: its cost follows them, not the table.
+Index(
+    "ix_orders_expiry_due",
+    orders.c.expiry_check_at,
+    sqlite_where=_UNPAID,
+    postgresql_where=_UNPAID,
 )
 
 payments = Table(
@@ -120,6 +131,33 @@ Index(
     sqlite_where=_LIVE_CLOSABLE,
     postgresql_where=_LIVE_CLOSABLE,
 )
+_LIVE = payments.c.status.in_(sorted(status.value for status in LIVE_STATUSES))
+# The sweeper reads live payments only, least recently changed first: settled payments (nearly
+# all of the table, in time) are not in this index, so its cost does not grow with them.
+Index(
+    "ix_payments_live_changed",
+    payments.c.updated_at,
+    sqlite_where=_LIVE,
+    postgresql_where=_LIVE,
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    # Derived from the payment (see domain/refund.py): the provider refunds it at most once.
+    Column("refund_no", String(64), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    # A payment is refunded in full, once.
+    UniqueConstraint("payment_id", name="uq_refunds_payment_id"),
+)
+Index("ix_refunds_order_id", refunds.c.order_id)
 
 outbox = Table(
     "outbox",
