@@ -65,7 +65,7 @@ def _methods(env: Env) -> list[str]:
 async def test_create_answers_the_approve_link_as_a_redirect(env: Env) -> None:
     provider = _provider(env)
     assert [provider.supports(p, "USD") for p in Platform] == [True, True, True]
-    assert not provider.supports(Platform.PC, "CNY")
+    assert not provider.supports(Platform.PC, "JPY")
     created = await provider.create(_request(env, "ad_1"))
     (trade,) = env.sandbox.trades(channel="paypal")
     assert created.provider_trade_no == trade.trade_no
@@ -76,7 +76,7 @@ async def test_create_answers_the_approve_link_as_a_redirect(env: Env) -> None:
     }
     assert created.action.expires_at == START + timedelta(minutes=30)
     with pytest.raises(ProviderRejected):
-        await provider.create(_request(env, "ad_2", Money(100, "CNY")))
+        await provider.create(_request(env, "ad_2", Money(100, "JPY")))
 
 
 async def test_one_token_until_it_nears_expiry_and_the_webhook_pointed_at_payonce(

@@ -44,6 +44,7 @@ async def test_create_answers_a_pending_charge_with_its_voucher(env: Env) -> Non
         "refunded_amount": 0,
         "created_at": "2026-11-24T02:00:00Z",
         "paid_at": None,
+        "confirmed_at": None,
         "customer": {"name": "Ana", "document": None},
         "refunds": [],
     }
@@ -153,9 +154,12 @@ async def test_paid_at_a_bank_it_stays_pending_until_the_clearing_confirms_it(en
     assert env.sandbox.ledger("b_5") == []
     await walk_to(env, confirm_at + timedelta(hours=5))  # the capture is dated when it happened
     paid = (await psp.get(charge["id"])).json()
-    assert (paid["status"], paid["paid_amount"], paid["paid_at"]) == (
+    # paid_at is when the shopper paid at the bank (Monday 23:00 in São Paulo), as the clearing
+    # reports it; confirmed_at is the clearing's confirmation, when the PSP captured the money.
+    assert (paid["status"], paid["paid_amount"], paid["paid_at"], paid["confirmed_at"]) == (
         "paid",
         3998,
+        "2026-11-24T02:00:00Z",
         "2026-11-26T12:00:00Z",
     )
     assert [(m.kind, m.amount, m.currency, m.at) for m in env.sandbox.ledger("b_5")] == [

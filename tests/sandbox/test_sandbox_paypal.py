@@ -128,7 +128,7 @@ async def test_the_same_request_id_answers_the_same_order_as_it_is_now(
         ({"intent": "CAPTURE"}, 400, "MISSING_REQUIRED_PARAMETER"),
         ({"intent": "AUTHORIZE", "purchase_units": [{}]}, 400, "INVALID_PARAMETER_VALUE"),
         (
-            {"intent": "CAPTURE", "purchase_units": [{"amount": {"currency_code": "CNY"}}]},
+            {"intent": "CAPTURE", "purchase_units": [{"amount": {"currency_code": "CLP"}}]},
             422,
             "CURRENCY_NOT_SUPPORTED",
         ),

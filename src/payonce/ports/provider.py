@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import Money
@@ -54,6 +54,10 @@ class TradeSnapshot:
     state: TradeState
     provider_trade_no: str | None = None
     amount: Money | None = None
+    # When the provider captured the money (the shopper paid; for a boleto, when the shopper
+    # paid at the bank, not the clearing's later confirmation), aware UTC; None when the
+    # answer does not say (unpaid, or a protocol that does not carry it).
+    paid_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,22 @@ class ProviderNotification:
     state: TradeState
     amount: Money
     merchant_id: str
+    # As TradeSnapshot.paid_at: when the money was captured, aware UTC, if the notice says.
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One money movement on a provider's statement (bill) of a day."""
+
+    kind: Literal["capture", "refund"]
+    out_trade_no: str
+    provider_trade_no: str | None
+    amount: Money  # positive
+    at: datetime  # aware UTC
+    # Captures: the provider's trade (or capture) number; refunds: our refund request number
+    # (out_request_no, out_refund_no, PayPal-Request-Id, boleto refund code).
+    reference: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +146,14 @@ class PaymentProvider(Protocol):
         *,
         provider_trade_no: str | None = None,
     ) -> RefundResult: ...
+
+    async def statement(self, day: date) -> list[StatementLine]:
+        """Every money movement of that day, the day in the channel's statement time zone.
+
+        Raises ``ProviderUnavailable`` when the provider does not answer or the bill is not
+        ready (a day is billed once it has ended).
+        """
+        ...
 
     async def aclose(self) -> None:
         """Release what the adapter holds open (pooled connections)."""

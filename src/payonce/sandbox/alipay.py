@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from payonce.sandbox.alipay_bills import BILL_METHOD, AlipayBills
 from payonce.sandbox.alipay_book import AlipayBook
 from payonce.sandbox.alipay_notices import AlipayNotices
 from payonce.sandbox.alipay_requests import PAGE_METHODS, MerchantApps, biz_content, text
@@ -83,6 +84,7 @@ class AlipayChannel:
         apps: MerchantApps,
         signer: rsa.RSAPrivateKey,
         book: AlipayBook,
+        bills: AlipayBills,
     ) -> None:
         self._clock = context.clock
         self._calls = context.calls
@@ -100,7 +102,9 @@ class AlipayChannel:
             "alipay.trade.cancel": self._cancel,
             "alipay.trade.refund": self._refund,
             "alipay.trade.fastpay.refund.query": self._refund_query,
+            BILL_METHOD: bills.download_url_query,
         }
+        self._bills = bills
 
     def qr_code(self, order: Order) -> str:
         return f"{self._public_url}/alipay/qr/{order.token}"
@@ -133,6 +137,7 @@ class AlipayChannel:
             """What a QR code points to: the wallet page for that code."""
             return await wallet.page(request, f"{self._public_url}/alipay/qr/{token}")
 
+        router.include_router(self._bills.router(self._apps.apps))
         return router
 
     async def call(self, params: Mapping[str, str]) -> Reply:
@@ -385,11 +390,11 @@ class AlipayChannel:
     async def pay(self, code: str) -> WalletView:
         async with self._lock:
             order = self._order_for_code(code)
-            self._book.pay(order)
+            self._book.pay(order, despite_close=self._faults.strikes("pay_after_close", CHANNEL))
             return self._view(order)
 
     def _view(self, order: Order) -> WalletView:
-        view = wallet_view(order, self.qr_code(order), self._clock.now())
+        view = wallet_view(order, self.qr_code(order), self._book.provider_now())
         trade = order.trade
         if order.terms.return_url and trade is not None and trade.status in PAID:
             view = replace(view, return_url=self._signed_return(order, trade))
@@ -468,10 +473,16 @@ def build_alipay(context: SandboxContext, credentials: AlipayCredentials) -> Ali
     apps = {credentials.app_id: credentials}
     signer = load_private_key(credentials.alipay_private_key_pem)
     notices = AlipayNotices(apps=apps, signer=signer, notifier=context.notifier)
-    book = AlipayBook(clock=context.clock, ledger=context.ledger, on_status=notices.on_status)
+    book = AlipayBook(
+        clock=context.clock,
+        ledger=context.ledger,
+        on_status=notices.on_status,
+        late=lambda: context.faults.pay_late_by,
+    )
     return AlipayChannel(
         context,
         apps=MerchantApps(clock=context.clock, apps=apps),
         signer=signer,
         book=book,
+        bills=AlipayBills(context, book=book, credentials=credentials),
     )

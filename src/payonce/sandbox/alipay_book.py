@@ -22,6 +22,7 @@ from payonce.sandbox.alipay_trades import (
     TradeStatus,
 )
 from payonce.sandbox.alipay_wire import CHINA_TZ, AlipayError
+from payonce.sandbox.faults import Lateness, on_time
 from payonce.sandbox.ledger import Ledger, Movement
 from payonce.sandbox.problems import Problem
 
@@ -32,8 +33,16 @@ StatusListener = Callable[[Order, Trade, datetime], None]
 class AlipayBook:
     """All orders and trades of the channel. Callers hold the sandbox's state lock."""
 
-    def __init__(self, *, clock: Clock, ledger: Ledger, on_status: StatusListener) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ledger: Ledger,
+        on_status: StatusListener,
+        late: Lateness = on_time,
+    ) -> None:
         self._clock = clock
+        self._late = late
         self._ledger = ledger
         self._on_status = on_status
         self._orders: dict[str, Order] = {}
@@ -47,6 +56,18 @@ class AlipayBook:
         self._epoch = int(clock.now().timestamp()) % 10**7
         # Orders whose trade waits for payment: the only ones a deadline can close.
         self._waiting: dict[str, Order] = {}
+
+    def provider_now(self) -> datetime:
+        """Alipay's own clock, for its deadlines: behind ours by the ``pay_late_by_s`` fault."""
+        return self._clock.now() - self._late()
+
+    def _closes_at(self, order: Order) -> datetime:
+        """When, on our clock, Alipay closes the order's unpaid trade for its deadline."""
+        return order.pay_deadline + self._late()
+
+    def known(self, out_trade_no: str) -> Order | None:
+        """The order of this number, as it is (a read: no deadline is applied)."""
+        return self._orders.get(out_trade_no)
 
     # -- merchant side ---------------------------------------------------------------------
 
@@ -162,7 +183,7 @@ class AlipayBook:
             raise Problem(409, "order_cancelled", "Order cancelled", "the merchant cancelled it")
         trade = order.trade
         if trade is None:
-            if now >= order.qr_expires_at:
+            if self.provider_now() >= order.qr_expires_at:
                 raise Problem(409, "code_expired", "Code expired", "this payment code expired")
             trade = Trade(trade_no=self._new_trade_no(now), created_at=now)
             order.trade = trade
@@ -175,12 +196,22 @@ class AlipayBook:
             raise _closed_problem(trade)
         return trade
 
-    def pay(self, order: Order) -> Trade:
-        """The shopper pays: money is captured and the TRADE_SUCCESS notice goes out."""
+    def pay(self, order: Order, *, despite_close: bool = False) -> Trade:
+        """The shopper pays: money is captured and the TRADE_SUCCESS notice goes out.
+
+        ``despite_close``: a merchant's close did not hold (the ``pay_after_close`` fault).
+        """
+        closed = order.trade
+        if despite_close and closed is not None and closed.close_reason == "closed":
+            closed.status, closed.closed_at, closed.close_reason = (
+                TradeStatus.WAIT_BUYER_PAY,
+                None,
+                None,
+            )
         trade = self.scan(order)
         now = self._clock.now()
-        if now >= order.pay_deadline:
-            self._close(order, trade, order.pay_deadline, "timeout")
+        if self.provider_now() >= order.pay_deadline:
+            self._close(order, trade, self._closes_at(order), "timeout")
             raise _closed_problem(trade)
         trade.status = TradeStatus.TRADE_SUCCESS
         self._waiting.pop(order.out_trade_no, None)
@@ -205,7 +236,7 @@ class AlipayBook:
 
     def expire_due(self) -> None:
         """Close every unpaid trade whose pay deadline has passed (as Alipay does on its own)."""
-        now = self._clock.now()
+        now = self.provider_now()
         for order in list(self._waiting.values()):
             trade = order.trade
             if (
@@ -213,7 +244,7 @@ class AlipayBook:
                 and trade.status is TradeStatus.WAIT_BUYER_PAY
                 and now >= order.pay_deadline
             ):
-                self._close(order, trade, order.pay_deadline, "timeout")
+                self._close(order, trade, self._closes_at(order), "timeout")
 
     # -- views -----------------------------------------------------------------------------
 
@@ -238,7 +269,7 @@ class AlipayBook:
         ]
 
     def trades(self, out_trade_no: str | None = None) -> list[TradeSnapshot]:
-        now = self._clock.now()
+        now = self.provider_now()
         snapshots = []
         for order in self._orders.values():
             trade = order.trade
@@ -247,7 +278,7 @@ class AlipayBook:
             status, closed_at = trade.status, trade.closed_at
             # A read does not change state; show what the next locked operation will record.
             if status is TradeStatus.WAIT_BUYER_PAY and now >= order.pay_deadline:
-                status, closed_at = TradeStatus.TRADE_CLOSED, order.pay_deadline
+                status, closed_at = TradeStatus.TRADE_CLOSED, self._closes_at(order)
             snapshots.append(
                 TradeSnapshot(
                     channel=CHANNEL,

@@ -68,6 +68,10 @@ class MerchantApps:
             app_id: load_public_key(app.app_public_key_pem) for app_id, app in apps.items()
         }
 
+    @property
+    def apps(self) -> Mapping[str, AlipayCredentials]:
+        return self._apps
+
     def get(self, app_id: str) -> AlipayCredentials | None:
         return self._apps.get(app_id)
 

@@ -5,7 +5,8 @@ The shopper pays at a bank; the clearing confirms the payment business days late
 Endpoints, under the sandbox's mount (all JSON, ``Authorization: Basic base64(<api key>:)``):
 ``POST /boleto/v1/charges`` · ``GET /boleto/v1/charges?code=`` · ``GET /boleto/v1/charges/{id}``
 · ``POST /boleto/v1/charges/{id}/cancel`` (always refused: no cancellation once issued) ·
-``POST /boleto/v1/charges/{id}/refunds`` · ``GET /boleto/v1/charges/{id}/voucher`` (HTML, public).
+``POST /boleto/v1/charges/{id}/refunds`` · ``GET /boleto/v1/charges/{id}/voucher`` (HTML, public)
+· ``GET /boleto/v1/statements/{YYYY-MM-DD}`` (the day's money movements, once it has ended).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from payonce.sandbox.boleto_charges import (
 from payonce.sandbox.boleto_codes import barcode_from_any, itf_bars
 from payonce.sandbox.boleto_notices import ACCOUNT_NAME, BoletoNotices
 from payonce.sandbox.boleto_requests import ChargeIn, RefundIn, parse, reference_of
+from payonce.sandbox.boleto_statements import parse_day, statement_json
 from payonce.sandbox.boleto_wire import (
     BoletoCredentials,
     BoletoError,
@@ -82,6 +84,7 @@ class BoletoChannel:
     ) -> None:
         self._clock = context.clock
         self._calls = context.calls
+        self._ledger = context.ledger
         self._faults = context.faults
         self._lock = context.lock
         self._hold = context.hold
@@ -171,6 +174,19 @@ class BoletoChannel:
                 request, "POST /charges/{id}/refunds", "refund", work, charge_id=charge_id
             )
 
+        @router.get(f"{API}/statements/{{day}}", response_model=None)
+        async def statement(request: Request, day: str) -> Response:
+            """The account's money movements of a São Paulo day, once that day has ended."""
+
+            def work(account_id: str) -> Answer:
+                parsed = parse_day(day)
+                now = self._clock.now()
+                return Answer(
+                    200, statement_json(self._ledger, self._book, account_id, parsed, now)
+                )
+
+            return await self._serve(request, "GET /statements/{date}", None, work)
+
         @router.get(f"{API}/charges/{{charge_id}}/voucher", response_class=HTMLResponse)
         async def voucher(charge_id: str) -> HTMLResponse:
             """The printable voucher (public, as a PSP's boleto link is)."""
@@ -187,7 +203,7 @@ class BoletoChannel:
         self,
         request: Request,
         method: str,
-        op: Operation,
+        op: Operation | None,
         work: Work,
         *,
         code: str | None = None,
@@ -201,7 +217,8 @@ class BoletoChannel:
         try:
             account_id = authenticate(request.headers.get("authorization"), self._accounts)
             async with self._lock:
-                fault = self._faults.call_fault(op, CHANNEL)
+                # Statements (op None) meet no call fault: they are not a trade's call.
+                fault = self._faults.call_fault(op, CHANNEL) if op is not None else None
                 if fault == "error":
                     raise system_error()
                 self._book.settle_due()
@@ -265,7 +282,7 @@ class BoletoChannel:
     async def view(self, code: str) -> WalletView:
         async with self._lock:
             self._book.settle_due()
-            return wallet_view(self._charge_for(code), self._clock.now())
+            return wallet_view(self._charge_for(code), self._book.provider_now())
 
     async def scan(self, code: str) -> WalletView:
         """Reading the boleto at the bank shows it; nothing changes at the PSP."""
@@ -277,7 +294,7 @@ class BoletoChannel:
             self._book.settle_due()
             charge = self._charge_for(code)
             self._book.pay_at_bank(charge)
-            return wallet_view(charge, self._clock.now())
+            return wallet_view(charge, self._book.provider_now())
 
     def _charge_for(self, code: str) -> Charge:
         barcode = barcode_from_any(code)
@@ -326,5 +343,6 @@ def build_boleto(context: SandboxContext, credentials: BoletoCredentials) -> Bol
         confirmation_days=confirmation_days,
         on_paid=notices.on_paid,
         on_refunded=notices.on_refunded,
+        late=lambda: faults.pay_late_by,
     )
     return BoletoChannel(context, accounts=accounts, book=book)

@@ -25,6 +25,7 @@ from payonce.sandbox.boleto_charges import (
 )
 from payonce.sandbox.boleto_codes import due_factor, numbers
 from payonce.sandbox.boleto_wire import BoletoError
+from payonce.sandbox.faults import Lateness, on_time
 from payonce.sandbox.ledger import Ledger, Movement, MovementKind
 from payonce.sandbox.problems import Problem
 
@@ -56,8 +57,10 @@ class BoletoBook:
         confirmation_days: Callable[[], int],
         on_paid: Listener,
         on_refunded: RefundListener,
+        late: Lateness = on_time,
     ) -> None:
         self._clock = clock
+        self._late = late
         self._ledger = ledger
         self._confirmation_days = confirmation_days
         self._on_paid = on_paid
@@ -70,6 +73,11 @@ class BoletoBook:
         # Ids and bank numbers stay unique across restarts of the sandbox (its state lives in
         # memory): each instance numbers its charges under the instant it started.
         self._epoch = int(clock.now().timestamp())
+
+    def provider_now(self) -> datetime:
+        """The PSP's (and banks') clock for a voucher's last payable instant: behind ours by
+        the ``pay_late_by_s`` fault."""
+        return self._clock.now() - self._late()
 
     # -- the merchant's side ---------------------------------------------------------------
 
@@ -171,7 +179,7 @@ class BoletoBook:
             if charge.status is ChargeStatus.EXPIRED:
                 raise _overdue()
             raise Problem(409, "boleto_already_paid", "Already paid", "this boleto was paid")
-        if now >= charge.payable_until:
+        if self.provider_now() >= charge.payable_until:
             raise _overdue()
         charge.paid_at_bank = now
         days = self._confirmation_days()
@@ -184,13 +192,14 @@ class BoletoBook:
         """Confirm every payment whose clearing day has come, expire every boleto whose last
         payable day has ended: in the order they happened, each at its own instant."""
         now = self._clock.now()
+        late = self._late()
         due: list[tuple[datetime, int, Charge]] = []
         for index, charge in enumerate(self._open.values()):
             if charge.confirm_at is not None:
                 if charge.confirm_at <= now:
                     due.append((charge.confirm_at, index, charge))
-            elif charge.payable_until <= now:
-                due.append((charge.payable_until, index, charge))
+            elif charge.payable_until + late <= now:
+                due.append((charge.payable_until + late, index, charge))
         for at, _, charge in sorted(due, key=lambda item: (item[0], item[1])):
             del self._open[charge.id]
             if charge.confirm_at is not None:

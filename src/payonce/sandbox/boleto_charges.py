@@ -124,7 +124,10 @@ def charge_json(charge: Charge, voucher: str) -> dict[str, Any]:
         "paid_amount": charge.captured,
         "refunded_amount": charge.refunded,
         "created_at": iso(charge.created_at),
-        "paid_at": iso(charge.paid_at),
+        # When the shopper paid at the bank, as the clearing reports it with its confirmation
+        # (unknown to the PSP before); ``confirmed_at``: that confirmation, the capture.
+        "paid_at": iso(charge.paid_at_bank) if charge.paid_at is not None else None,
+        "confirmed_at": iso(charge.paid_at),
         "customer": ({"name": customer.name, "document": customer.document} if customer else None),
         "boleto": {
             "digitable_line": charge.numbers.printed_line,

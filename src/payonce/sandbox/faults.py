@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -28,6 +29,7 @@ FaultKind = Literal[
     "capture_error",
     "pay_before_close",
     "pay_before_cancel",
+    "pay_after_close",
 ]
 
 # A provider call that faults can hit: it errs before doing anything, or times out after.
@@ -52,6 +54,14 @@ FORGERIES: tuple[Forgery, ...] = (
 )
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# How far a channel's clock runs behind ours when it checks a deadline (``pay_late_by_s``).
+Lateness = Callable[[], timedelta]
+
+
+def on_time() -> timedelta:
+    """A provider whose clock agrees with ours."""
+    return timedelta(0)
 
 
 class FaultRates(BaseModel):
@@ -80,6 +90,10 @@ class FaultRates(BaseModel):
     # cancel, finds the trade paid an instant earlier.
     pay_before_close_rate: Rate | None = None
     pay_before_cancel_rate: Rate | None = None
+    # The close does not hold (Alipay): a payment the shopper had under way lands after the
+    # merchant closed the trade, which the close's answer did not say. The merchant learns it
+    # from the TRADE_SUCCESS notice or a query; only a refund can undo it.
+    pay_after_close_rate: Rate | None = None
 
 
 class FaultSettings(BaseModel):
@@ -108,6 +122,7 @@ class FaultSettings(BaseModel):
     capture_error_rate: Rate = 0.0
     pay_before_close_rate: Rate = 0.0
     pay_before_cancel_rate: Rate = 0.0
+    pay_after_close_rate: Rate = 0.0
     # [min, max] seconds of clock time added to each notification attempt.
     notify_delay_s: tuple[float, float] = (0.0, 0.0)
     notify_reorder_s: float = Field(default=60.0, ge=0.0, le=86400.0)
@@ -115,6 +130,10 @@ class FaultSettings(BaseModel):
     notify_forgeries: tuple[Forgery, ...] = FORGERIES
     # Real seconds a "timed out" call holds its answer after doing the work.
     timeout_hold_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # The provider still accepts a shopper's payment this many seconds after the trade's pay
+    # deadline (its clock runs behind ours): every payment check, code expiry and automatic
+    # timeout-close of every channel waits that long.
+    pay_late_by_s: float = Field(default=0.0, ge=0.0, le=86400.0)
     channels: dict[str, FaultRates] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -204,3 +223,8 @@ class Faults:
     @property
     def timeout_hold_s(self) -> float:
         return self._settings.timeout_hold_s
+
+    @property
+    def pay_late_by(self) -> timedelta:
+        """How far the providers' clocks run behind ours when they check a pay deadline."""
+        return timedelta(seconds=self._settings.pay_late_by_s)

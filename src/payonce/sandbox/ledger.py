@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 MovementKind = Literal["capture", "refund"]
@@ -66,6 +66,13 @@ class Ledger:
             total += movement.amount if movement.kind == "capture" else -movement.amount
         return total
 
+    def on_day(self, *, channel: str, day: date, tz: tzinfo) -> list[Movement]:
+        """One channel's movements of a day (its boundaries in ``tz``), in the order they moved."""
+        return sorted(
+            (m for m in self.movements(channel=channel) if m.at.astimezone(tz).date() == day),
+            key=lambda movement: movement.at,
+        )
+
     def statement_csv(self, *, channel: str, day: date, tz: tzinfo) -> str:
         """The day's statement of one channel (day boundaries in the channel's time zone)."""
         out = io.StringIO()
@@ -73,10 +80,8 @@ class Ledger:
         writer.writerow(
             ["at", "channel", "out_trade_no", "trade_no", "kind", "amount", "currency", "reference"]
         )
-        for movement in self.movements(channel=channel):
+        for movement in self.on_day(channel=channel, day=day, tz=tz):
             local = movement.at.astimezone(tz)
-            if local.date() != day:
-                continue
             writer.writerow(
                 [
                     local.strftime("%Y-%m-%d %H:%M:%S"),
@@ -90,3 +95,8 @@ class Ledger:
                 ]
             )
         return out.getvalue()
+
+
+def day_ended(day: date, tz: tzinfo, now: datetime) -> bool:
+    """Whether ``day`` (in ``tz``) is over at ``now``: a provider bills a day once it has ended."""
+    return now >= datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)

@@ -99,6 +99,10 @@ class PaypalChannel:
         async def get_refund(request: Request, refund_id: str) -> JSONResponse:
             return await answer(await api.get_refund(request.headers, refund_id))
 
+        @router.get("/v1/reporting/transactions")
+        async def transactions(request: Request) -> JSONResponse:
+            return await answer(await api.transactions(request.headers, request.query_params))
+
         @router.get("/v1/notifications/webhooks/{webhook_id}")
         async def get_webhook(request: Request, webhook_id: str) -> JSONResponse:
             return await answer(await api.webhook(request.headers, webhook_id, None))
@@ -249,6 +253,7 @@ def build_paypal(context: SandboxContext, credentials: PaypalCredentials) -> San
         ledger=context.ledger,
         listener=BookListener(notices.approved, notices.captured, notices.refunded),
         epoch=epoch,
+        late=lambda: context.faults.pay_late_by,
     )
     api = PaypalApi(
         context,

@@ -20,6 +20,7 @@ from payonce.sandbox.paypal_book import PaypalBook
 from payonce.sandbox.paypal_credentials import PaypalCredentials
 from payonce.sandbox.paypal_notices import Subscription
 from payonce.sandbox.paypal_records import CHANNEL, Order, OrderTerms
+from payonce.sandbox.paypal_reports import TransactionSearch
 from payonce.sandbox.paypal_wire import (
     DebugIds,
     PaypalError,
@@ -39,7 +40,8 @@ SCOPES = (
     "https://uri.paypal.com/services/payments/payment "
     "https://uri.paypal.com/services/payments/refund "
     "https://uri.paypal.com/services/payments/orders/readwrite "
-    "https://uri.paypal.com/services/notifications/webhooks"
+    "https://uri.paypal.com/services/notifications/webhooks "
+    "https://uri.paypal.com/services/reporting/search/read"
 )
 _TEXT_LIMIT = 127
 
@@ -135,6 +137,7 @@ class PaypalApi:
         self._approve_url = approve_url
         self._tokens = _Tokens()
         self._debug_ids = DebugIds(book.epoch)
+        self._search = TransactionSearch(ledger=context.ledger, book=book)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -343,10 +346,13 @@ class PaypalApi:
             amount = currency = None
             if body.get("amount") is not None:
                 amount, currency = parse_money(body["amount"], "/amount")
+            custom_id, invoice_id = _text(body, "custom_id", ""), _text(body, "invoice_id", "")
             self._roll(call, "refund")
             # Without a request id every call is a new refund, as at PayPal.
             request_id = given_id or f"sandbox-{self._debug_ids.next()}"
-            refund, moved = self._book.refund(order, request_id, amount, currency)
+            refund, moved = self._book.refund(
+                order, request_id, amount, currency, custom_id=custom_id, invoice_id=invoice_id
+            )
             if "return=representation" in headers.get("prefer", ""):
                 answer = refund_json(order, refund, self._api)
             else:
@@ -374,6 +380,16 @@ class PaypalApi:
             return Answer(200, refund_json(order, refund, self._api))
 
         return await self._run("GET /v2/payments/refunds/{id}", headers, work)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def transactions(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Answer:
+        """Transaction Search: the merchant's movements between two instants."""
+
+        def work(app: PaypalCredentials, call: _Call) -> Answer:
+            return Answer(200, self._search.search(app.merchant_id, query, self._clock.now()))
+
+        return await self._run("GET /v1/reporting/transactions", headers, work)
 
     # -- webhooks --------------------------------------------------------------------------
 

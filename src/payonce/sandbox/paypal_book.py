@@ -9,6 +9,7 @@ from datetime import datetime
 
 from payonce.ports.clock import Clock
 from payonce.sandbox.channel import TradeListing
+from payonce.sandbox.faults import Lateness, on_time
 from payonce.sandbox.ledger import Ledger, Movement
 from payonce.sandbox.paypal_records import (
     APPROVABLE,
@@ -38,8 +39,17 @@ class BookListener:
 class PaypalBook:
     """All orders of the channel. Callers hold the sandbox's state lock."""
 
-    def __init__(self, *, clock: Clock, ledger: Ledger, listener: BookListener, epoch: int) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ledger: Ledger,
+        listener: BookListener,
+        epoch: int,
+        late: Lateness = on_time,
+    ) -> None:
         self._clock = clock
+        self._late = late
         self._ledger = ledger
         self._listener = listener
         self._orders: dict[str, Order] = {}
@@ -53,6 +63,10 @@ class PaypalBook:
         self.epoch = epoch
         # Orders not yet captured: the only ones the approval window can void.
         self._open: dict[str, Order] = {}
+
+    def provider_now(self) -> datetime:
+        """PayPal's own clock, for its deadlines: behind ours by the ``pay_late_by_s`` fault."""
+        return self._clock.now() - self._late()
 
     def _new_id(self, kind: str) -> str:
         return paypal_id(kind, self.epoch, next(self._seq))
@@ -177,7 +191,14 @@ class PaypalBook:
         return order
 
     def refund(
-        self, order: Order, request_id: str, amount: int | None, currency: str | None
+        self,
+        order: Order,
+        request_id: str,
+        amount: int | None,
+        currency: str | None,
+        *,
+        custom_id: str | None = None,
+        invoice_id: str | None = None,
     ) -> tuple[Refund, bool]:
         """Refund once per PayPal-Request-Id of this capture; answers whether money moved now.
 
@@ -211,6 +232,8 @@ class PaypalBook:
             amount=wanted,
             currency=capture.currency,
             at=now,
+            custom_id=custom_id,
+            invoice_id=invoice_id,
         )
         capture.refunds[request_id] = refund
         self._refunds[refund.id] = (order, refund)
@@ -268,21 +291,25 @@ class PaypalBook:
 
     def expire_due(self) -> None:
         """Void every order not captured within its approval window."""
-        now = self._clock.now()
+        now = self.provider_now()
         for order in list(self._open.values()):
             if now >= order.expires_at:
                 order.status = OrderStatus.VOIDED
-                order.voided_at = order.expires_at
+                order.voided_at = order.expires_at + self._late()
                 del self._open[order.id]
 
     # -- views -----------------------------------------------------------------------------
+
+    def known(self, order_id: str) -> Order | None:
+        """The order of this id, as it is (a read: no approval window is applied)."""
+        return self._orders.get(order_id)
 
     def by_id(self, order_id: str) -> Order | None:
         self.expire_due()
         return self._orders.get(order_id)
 
     def trades(self, out_trade_no: str | None = None) -> list[TradeListing]:
-        now = self._clock.now()
+        now = self.provider_now()
         listed = []
         for order in self._orders.values():
             if out_trade_no is not None and order.out_trade_no != out_trade_no:
@@ -290,7 +317,7 @@ class PaypalBook:
             status, closed_at = order.status.value, order.voided_at
             # A read changes nothing; show what the next locked operation will record.
             if order.id in self._open and now >= order.expires_at:
-                status, closed_at = OrderStatus.VOIDED.value, order.expires_at
+                status, closed_at = OrderStatus.VOIDED.value, order.expires_at + self._late()
             capture = order.capture
             listed.append(
                 TradeListing(

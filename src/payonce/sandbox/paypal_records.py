@@ -71,6 +71,9 @@ class Refund:
     amount: int
     currency: str
     at: datetime
+    # What the merchant named the refund in its request (shown in reports), if anything.
+    custom_id: str | None = None
+    invoice_id: str | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ CURRENCY_DECIMALS: dict[str, int] = {
     "BRL": 2,
     "CAD": 2,
     "CHF": 2,
+    "CNY": 2,  # in-country (China) PayPal accounts only
     "EUR": 2,
     "GBP": 2,
     "HKD": 2,
@@ -245,10 +246,13 @@ def refund_json(order: Order, refund: Refund, api: str) -> dict[str, Any]:
             },
         ],
     }
-    if order.terms.custom_id is not None:
-        body["custom_id"] = order.terms.custom_id
-    if order.terms.invoice_id is not None:
-        body["invoice_id"] = order.terms.invoice_id
+    # The refund's own, when its request named them; else the order's.
+    custom_id = refund.custom_id or order.terms.custom_id
+    invoice_id = refund.invoice_id or order.terms.invoice_id
+    if custom_id is not None:
+        body["custom_id"] = custom_id
+    if invoice_id is not None:
+        body["invoice_id"] = invoice_id
     return body
 
 

@@ -22,6 +22,7 @@ from payonce.sandbox.faults import Operation
 from payonce.sandbox.problems import Problem
 from payonce.sandbox.signing import load_private_key, load_public_key, verify_rsa2
 from payonce.sandbox.wallet import CodeBody, Wallet, WalletView
+from payonce.sandbox.wechat_bills import DOWNLOAD_PATH, WechatBills
 from payonce.sandbox.wechat_book import WechatBook
 from payonce.sandbox.wechat_credentials import WechatCredentials
 from payonce.sandbox.wechat_notices import DEFAULT_ECHO_RATE, WechatNotices
@@ -72,6 +73,7 @@ class WechatChannel:
         account: WechatCredentials,
         book: WechatBook,
         notices: WechatNotices,
+        bills: WechatBills,
     ) -> None:
         self._context = context
         self._clock = context.clock
@@ -81,6 +83,7 @@ class WechatChannel:
         self._signer: rsa.RSAPrivateKey = load_private_key(account.platform_private_key_pem)
         self._book = book
         self._notices = notices
+        self._bills = bills
         self._public_url = context.public_url.rstrip("/")
         self._answers = itertools.count(1)
 
@@ -141,6 +144,15 @@ class WechatChannel:
             return await self._serve(
                 request, "GET /v3/refund/domestic/refunds/{out_refund_no}", self._refund_query
             )
+
+        @router.get("/wechat/v3/bill/tradebill")
+        async def trade_bill(request: Request) -> Response:
+            return await self._serve(request, "GET /v3/bill/tradebill", self._bills.apply)
+
+        @router.get(f"/wechat{DOWNLOAD_PATH}")
+        async def bill_file(request: Request) -> Response:
+            """The bill file (unsigned: its hash came in the signed apply answer)."""
+            return await self._bills.download(request, _signed_target(request))
 
         @router.get("/wechat/h5/checkmweb", response_class=HTMLResponse)
         async def h5_page(request: Request) -> HTMLResponse:
@@ -273,7 +285,7 @@ class WechatChannel:
                 trade = self._book.by_transaction_id(transaction_id)
             if trade.terms.mchid != account.mchid:
                 raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在 (no such order)")
-            return Reply(200, transaction_json(trade, self._clock.now()))
+            return Reply(200, transaction_json(trade, self._book.provider_now()))
 
         return await self._locked("query", work)
 
@@ -345,30 +357,30 @@ class WechatChannel:
     async def view(self, code: str) -> WalletView:
         async with self._context.lock:
             trade, expires = self._trade_for_code(code)
-            return wallet_view(trade, code, self._clock.now(), expires)
+            return wallet_view(trade, code, self._book.provider_now(), expires)
 
     async def scan(self, code: str) -> WalletView:
         async with self._context.lock:
             trade, expires = self._usable(code)
             self._book.scan(trade)
-            return wallet_view(trade, code, self._clock.now(), expires)
+            return wallet_view(trade, code, self._book.provider_now(), expires)
 
     async def pay(self, code: str) -> WalletView:
         async with self._context.lock:
             trade, expires = self._usable(code)
             self._book.pay(trade)
-            return wallet_view(trade, code, self._clock.now(), expires)
+            return wallet_view(trade, code, self._book.provider_now(), expires)
 
     async def decline(self, code: str) -> WalletView:
         async with self._context.lock:
             trade, expires = self._usable(code)
             self._book.decline(trade)
-            return wallet_view(trade, code, self._clock.now(), expires)
+            return wallet_view(trade, code, self._book.provider_now(), expires)
 
     def _usable(self, code: str) -> tuple[Trade, datetime]:
         """The trade of a code the shopper can still use (else the state's own refusal)."""
         trade, expires = self._trade_for_code(code)
-        now = self._clock.now()
+        now = self._book.provider_now()
         if trade.state_at(now) in PAYABLE and now >= expires:
             raise Problem(409, "code_expired", "Code expired", "this payment code expired")
         return trade, expires
@@ -462,5 +474,12 @@ def build_wechat(
         notifier=context.notifier,
         echo_rate=echo_rate,
     )
-    book = WechatBook(clock=context.clock, ledger=context.ledger, on_paid=notices.on_paid)
-    return WechatChannel(context, account=credentials, book=book, notices=notices)
+    book = WechatBook(
+        clock=context.clock,
+        ledger=context.ledger,
+        on_paid=notices.on_paid,
+        late=lambda: context.faults.pay_late_by,
+    )
+    merchants = Merchants({credentials.mchid: credentials})
+    bills = WechatBills(context, book=book, merchants=merchants, credentials=credentials)
+    return WechatChannel(context, account=credentials, book=book, notices=notices, bills=bills)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from payonce.ports.clock import Clock
 from payonce.sandbox.channel import TradeListing
+from payonce.sandbox.faults import Lateness, on_time
 from payonce.sandbox.ledger import Ledger, Movement
 from payonce.sandbox.problems import Problem
 from payonce.sandbox.wechat_trades import (
@@ -38,8 +39,16 @@ def order_not_exist() -> WechatError:
 class WechatBook:
     """All trades and refunds of the channel. Callers hold the sandbox's state lock."""
 
-    def __init__(self, *, clock: Clock, ledger: Ledger, on_paid: PaidListener) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ledger: Ledger,
+        on_paid: PaidListener,
+        late: Lateness = on_time,
+    ) -> None:
         self._clock = clock
+        self._late = late
         self._ledger = ledger
         self._on_paid = on_paid
         self._trades: dict[str, Trade] = {}
@@ -54,6 +63,14 @@ class WechatBook:
         self._epoch = int(clock.now().timestamp()) % 10**7
         # Trades waiting for payment: the only ones a deadline can close.
         self._waiting: dict[str, Trade] = {}
+
+    def provider_now(self) -> datetime:
+        """WeChat's own clock, for its deadlines: behind ours by the ``pay_late_by_s`` fault."""
+        return self._clock.now() - self._late()
+
+    def known(self, out_trade_no: str) -> Trade | None:
+        """The trade of this number, as it is (a read: no deadline is applied)."""
+        return self._trades.get(out_trade_no)
 
     # -- merchant side ---------------------------------------------------------------------
 
@@ -219,22 +236,22 @@ class WechatBook:
 
     def expire_due(self) -> None:
         """Close every unpaid trade whose deadline (time_expire) has passed."""
-        now = self._clock.now()
+        now = self.provider_now()
         for trade in list(self._waiting.values()):
             if trade.state in PAYABLE and now >= trade.pay_deadline:
-                self._close(trade, trade.pay_deadline, "timeout")
+                self._close(trade, trade.pay_deadline + self._late(), "timeout")
 
     # -- views -----------------------------------------------------------------------------
 
     def trades(self, out_trade_no: str | None = None) -> list[TradeListing]:
-        now = self._clock.now()
+        now = self.provider_now()
         listed = []
         for trade in self._trades.values():
             if out_trade_no is not None and trade.out_trade_no != out_trade_no:
                 continue
             state, closed_at = trade.state_at(now), trade.closed_at
             if state is TradeState.CLOSED and closed_at is None:
-                closed_at = trade.pay_deadline
+                closed_at = trade.pay_deadline + self._late()
             listed.append(
                 TradeListing(
                     channel=CHANNEL,

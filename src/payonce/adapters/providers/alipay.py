@@ -10,15 +10,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.error import URLError
 from urllib.parse import parse_qsl
 
+import httpx
 from alipay import AliPay
 from alipay.exceptions import AliPayException
 from alipay.utils import AliPayConfig
 
+from payonce.adapters.providers.alipay_bill import parse_bill
 from payonce.adapters.providers.freshness import require_fresh
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
@@ -35,6 +37,7 @@ from payonce.ports.provider import (
     NotificationReply,
     ProviderNotification,
     RefundResult,
+    StatementLine,
     TradeRequest,
     TradeSnapshot,
     TradeState,
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 SUCCESS = "10000"
+BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
 # Sub-codes that mean "ask again later", not "no".
 _RETRYABLE = {"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"}
 _TRADE_STATES = {
@@ -77,6 +81,12 @@ def _never_sent(error: BaseException) -> bool:
 
 def alipay_time(moment: datetime) -> str:
     return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_alipay_time(text: str) -> datetime:
+    """A China-time ``YYYY-MM-DD HH:MM:SS`` as aware UTC; ValueError if it is not one."""
+    local = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    return local.astimezone(UTC)
 
 
 class AlipayProvider:
@@ -175,7 +185,13 @@ class AlipayProvider:
             amount = Money.from_decimal_string(str(response["total_amount"]), "CNY")
         except (KeyError, InvalidMoney) as error:
             raise ProviderUnavailable(f"alipay: bad total_amount in {response}") from error
-        return TradeSnapshot(state, response.get("trade_no"), amount)
+        paid_at = None
+        if response.get("send_pay_date"):  # when the shopper's payment went through
+            try:
+                paid_at = parse_alipay_time(str(response["send_pay_date"]))
+            except ValueError as error:
+                raise ProviderUnavailable(f"alipay: bad send_pay_date in {response}") from error
+        return TradeSnapshot(state, response.get("trade_no"), amount, paid_at)
 
     async def query(
         self, out_trade_no: str, *, provider_trade_no: str | None = None
@@ -278,6 +294,14 @@ class AlipayProvider:
             amount = Money.from_decimal_string(data["total_amount"], currency)
         except InvalidMoney as error:
             raise NotificationRejected("amount_mismatch", str(error)) from error
+        paid_at = None
+        if data.get("gmt_payment"):
+            try:
+                paid_at = parse_alipay_time(data["gmt_payment"])
+            except ValueError as error:
+                raise NotificationRejected(
+                    "malformed", f"gmt_payment {data['gmt_payment']!r}"
+                ) from error
         return ProviderNotification(
             channel=Channel.ALIPAY,
             notify_id=data["notify_id"],
@@ -286,6 +310,7 @@ class AlipayProvider:
             state=state,
             amount=amount,
             merchant_id=data["app_id"],
+            paid_at=paid_at,
         )
 
     def _check_fresh(self, notify_time: str) -> None:
@@ -295,6 +320,29 @@ class AlipayProvider:
         except ValueError as error:
             raise NotificationRejected("malformed", f"notify_time {notify_time!r}") from error
         require_fresh(sent, self._clock.now(), what=f"notify_time {notify_time}")
+
+    async def statement(self, day: date) -> list[StatementLine]:
+        """The day's trade bill (China time): a signed download URL, then the zip it names."""
+        biz = {"bill_type": "trade", "bill_date": day.isoformat()}
+        response = await self._call(
+            "bill", lambda: self._sdk.server_api(BILL_METHOD, biz_content=biz)
+        )
+        if response.get("code") != SUCCESS:
+            if response.get("sub_code") == "isp.bill_not_exist":  # the day is not billed yet
+                raise ProviderUnavailable(f"alipay bill of {day}: not ready")
+            raise self._failure("bill", response)
+        url = response.get("bill_download_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ProviderUnavailable(f"alipay bill of {day}: no bill_download_url")
+        # The URL carries its own token (and expires in 30 s): fetch it at once, as it is.
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.timeout_s) as client:
+                answer = await client.get(url)
+        except httpx.HTTPError as error:
+            raise ProviderUnavailable(f"alipay bill of {day}: {type(error).__name__}") from error
+        if answer.status_code != 200:
+            raise ProviderUnavailable(f"alipay bill of {day}: download {answer.status_code}")
+        return parse_bill(answer.content, day)
 
     async def aclose(self) -> None:
         """Nothing held open: the SDK opens a connection per call."""

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from payonce.adapters.providers.boleto_statement import parse_psp_time, parse_statement
 from payonce.adapters.providers.freshness import require_fresh
 from payonce.adapters.providers.http_pool import ClientPool
 from payonce.domain.channels import Channel, Platform
@@ -38,6 +39,7 @@ from payonce.ports.provider import (
     NotificationReply,
     ProviderNotification,
     RefundResult,
+    StatementLine,
     TradeRequest,
     TradeSnapshot,
     TradeState,
@@ -197,8 +199,12 @@ class BoletoProvider:
             amount = _charge_amount(charge)
         except (KeyError, InvalidMoney) as error:
             raise ProviderUnavailable(f"boleto: bad amount in {charge}") from error
+        try:
+            paid_at = _paid_at(charge)
+        except ValueError as error:
+            raise ProviderUnavailable(f"boleto: bad paid_at in {charge}") from error
         charge_id = charge.get("id")
-        return TradeSnapshot(state, str(charge_id) if charge_id else None, amount)
+        return TradeSnapshot(state, str(charge_id) if charge_id else None, amount, paid_at)
 
     async def _find(self, out_trade_no: str) -> dict[str, Any] | None:
         _, listed = await self._call("query", "GET", "/charges", params={"code": out_trade_no})
@@ -270,6 +276,18 @@ class BoletoProvider:
             completed=refund.get("status") == "succeeded",
         )
 
+    # -- statements ------------------------------------------------------------------------
+
+    async def statement(self, day: date) -> list[StatementLine]:
+        """The PSP's statement of a São Paulo day; 409 ``statement_not_ready`` while it is open."""
+        try:
+            _, answer = await self._call("statement", "GET", f"/statements/{day.isoformat()}")
+        except ProviderRejected as refusal:
+            if refusal.provider_code == "statement_not_ready":
+                raise ProviderUnavailable(f"boleto statement of {day}: not ready") from refusal
+            raise
+        return parse_statement(answer, day, currency=CURRENCY)
+
     # -- webhooks --------------------------------------------------------------------------
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
@@ -332,6 +350,10 @@ class BoletoProvider:
             amount = _charge_amount(charge)
         except (KeyError, InvalidMoney) as error:
             raise NotificationRejected("amount_mismatch", f"amount in {charge}") from error
+        try:
+            paid_at = _paid_at(charge)
+        except ValueError as error:
+            raise NotificationRejected("malformed", f"paid_at {charge.get('paid_at')!r}") from error
         charge_id = charge.get("id")
         return ProviderNotification(
             channel=Channel.BOLETO,
@@ -341,6 +363,7 @@ class BoletoProvider:
             state=state,
             amount=amount,
             merchant_id=account_id,
+            paid_at=paid_at,
         )
 
     def acknowledge(self) -> NotificationReply:
@@ -356,6 +379,12 @@ def _text(fields: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{key} is not a string")
     return value
+
+
+def _paid_at(charge: Mapping[str, Any]) -> datetime | None:
+    """When the shopper paid at the bank (the charge's ``paid_at``), once the PSP knows it."""
+    text = charge.get("paid_at")
+    return None if text is None else parse_psp_time(text)
 
 
 def _charge_amount(charge: Mapping[str, Any]) -> Money:

@@ -12,12 +12,19 @@ id for 6 hours by default (72 hours on request); beyond that an order cannot be 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from payonce.adapters.providers.paypal_http import PaypalRefusal, PaypalRest, PaypalSettings
+from payonce.adapters.providers.paypal_http import (
+    PaypalRefusal,
+    PaypalRest,
+    PaypalSettings,
+    parse_paypal_time,
+)
+from payonce.adapters.providers.paypal_report import report_page
 from payonce.adapters.providers.paypal_webhooks import WebhookVerifier
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
@@ -29,6 +36,7 @@ from payonce.ports.provider import (
     NotificationReply,
     ProviderNotification,
     RefundResult,
+    StatementLine,
     TradeRequest,
     TradeSnapshot,
     TradeState,
@@ -37,11 +45,14 @@ from payonce.ports.provider import (
 __all__ = ["PaypalProvider", "PaypalSettings"]
 
 ORDERS = "/v2/checkout/orders"
-# Currencies with two decimals that PayPal takes (JPY, with none, is left out on purpose).
-CURRENCIES = frozenset({"USD", "EUR", "GBP", "BRL", "HKD"})
+# Currencies with two decimals that PayPal takes (JPY, with none, is left out on purpose);
+# CNY only on an in-country (China) account, which a shop also taking Alipay would have.
+CURRENCIES = frozenset({"USD", "EUR", "GBP", "BRL", "HKD", "CNY"})
 # The buyer can approve an order for three hours after it is created.
 APPROVAL_WINDOW = timedelta(hours=3)
 _OPEN = frozenset({"CREATED", "SAVED", "PAYER_ACTION_REQUIRED"})
+CUSTOM_ID_LIMIT = 127
+REPORT_PAGE_SIZE = 500
 _APPROVE_RELS = ("payer-action", "approve")
 
 
@@ -233,9 +244,9 @@ class PaypalProvider:
         amount = _money(capture.get("amount"), f"capture of {order_id}")
         match capture.get("status"):
             case "COMPLETED" | "PARTIALLY_REFUNDED":
-                return TradeSnapshot(TradeState.PAID, order_id, amount)
+                return TradeSnapshot(TradeState.PAID, order_id, amount, _captured_at(capture))
             case "REFUNDED":
-                return TradeSnapshot(TradeState.REFUNDED, order_id, amount)
+                return TradeSnapshot(TradeState.REFUNDED, order_id, amount, _captured_at(capture))
             case "PENDING":  # captured, the funds not yet received: not paid yet
                 return TradeSnapshot(TradeState.OPEN, order_id, amount)
             case "DECLINED" | "FAILED":  # no money moved, and the order is spent
@@ -329,7 +340,9 @@ class PaypalProvider:
                     "amount": {
                         "currency_code": amount.currency,
                         "value": amount.to_decimal_string(),
-                    }
+                    },
+                    # Reports name a refund by its custom_id: ours is the refund's number.
+                    **({"custom_id": refund_no} if len(refund_no) <= CUSTOM_ID_LIMIT else {}),
                 },
                 request_id=refund_no,
             )
@@ -347,6 +360,39 @@ class PaypalProvider:
                 provider_code="REQUEST_ID_REUSED",
             )
         return RefundResult(refund_no, amount, completed=refund.get("status") == "COMPLETED")
+
+    # -- statements ------------------------------------------------------------------------
+
+    async def statement(self, day: date) -> list[StatementLine]:
+        """The day's transactions (the account's time zone) from Transaction Search, all pages."""
+        zone = ZoneInfo(self.settings.report_zone)
+        start = datetime.combine(day, time(0), tzinfo=zone)
+        end = datetime.combine(day, time(23, 59, 59), tzinfo=zone)
+        if self._clock.now() <= end:
+            raise ProviderUnavailable(f"paypal report of {day}: the day is not over")
+        lines: list[StatementLine] = []
+        page, pages = 1, 1
+        async with self._rest.connection() as client:
+            while page <= pages:
+                answer = await self._rest.send(
+                    client,
+                    "report",
+                    "GET",
+                    "/v1/reporting/transactions",
+                    params={
+                        "start_date": start.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "end_date": end.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "fields": "transaction_info",
+                        "page_size": str(REPORT_PAGE_SIZE),
+                        "page": str(page),
+                    },
+                )
+                found, pages = report_page(
+                    answer, merchant_id=self.merchant_id, start=start, end=end
+                )
+                lines.extend(found)
+                page += 1
+        return lines
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -366,6 +412,14 @@ class PaypalProvider:
         if reason == "ignored":
             return NotificationReply(200, b"", "text/plain")
         return NotificationReply(400, b"", "text/plain")
+
+
+def _captured_at(capture: Mapping[str, Any]) -> datetime:
+    """When PayPal captured the money: the capture's ``create_time``."""
+    try:
+        return parse_paypal_time(capture.get("create_time"))
+    except ValueError as error:
+        raise ProviderUnavailable(f"paypal: capture {capture.get('id')} without a time") from error
 
 
 def _created_at(order: Mapping[str, Any]) -> datetime | None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 
 # A token is renewed this long before PayPal says it expires.
 TOKEN_MARGIN = timedelta(minutes=1)
+
+
+def parse_paypal_time(text: object) -> datetime:
+    """One of PayPal's instants (``2026-11-24T02:00:00Z``, ``…+0000``) as aware UTC."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"not a time: {text!r}")
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no offset")
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class PaypalSettings:
     # webhook is configured in PayPal's dashboard and this stays unset.
     webhook_url: str | None = None
     timeout_s: float = 15.0
+    # The account's time zone, which its reports (and so its statement days) follow.
+    report_zone: str = "America/Los_Angeles"
 
     def __repr__(self) -> str:
         return f"PaypalSettings(client_id={self.client_id!r}, merchant_id={self.merchant_id!r})"
@@ -94,6 +106,7 @@ class PaypalRest:
         *,
         body: Mapping[str, Any] | list[Any] | None = None,
         request_id: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """One REST call, with every failure classified at this edge.
 
@@ -111,7 +124,9 @@ class PaypalRest:
             if request_id is not None:
                 headers["PayPal-Request-Id"] = request_id
             try:
-                response = await client.request(method, path, json=body, headers=headers)
+                response = await client.request(
+                    method, path, json=body, headers=headers, params=params
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 # No connection was made: nothing reached PayPal.
                 raise ProviderRetryable(

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from payonce.adapters.providers.freshness import require_fresh
+from payonce.adapters.providers.paypal_http import parse_paypal_time
 from payonce.domain.channels import Channel
 from payonce.domain.money import InvalidMoney, Money
 from payonce.errors import NotificationRejected
@@ -73,8 +74,13 @@ class WebhookVerifier:
             raise NotificationRejected("ignored", f"{event_type} changes nothing payonce holds")
         resource: Mapping[str, Any] = event["resource"]
         holder: Mapping[str, Any]
+        paid_at = None
         if state is TradeState.PAID:
             holder, trade_no = resource, _related_order(resource)
+            try:
+                paid_at = parse_paypal_time(resource.get("create_time"))
+            except ValueError as error:
+                raise NotificationRejected("malformed", "a capture without its time") from error
         else:
             holder, trade_no = _first_unit(resource), resource.get("id")
         return ProviderNotification(
@@ -85,6 +91,7 @@ class WebhookVerifier:
             state=state,
             amount=_amount(holder),
             merchant_id=self._payee(holder),
+            paid_at=paid_at,
         )
 
     def _verify(self, headers: Mapping[str, str], body: bytes) -> None:

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import requests
@@ -23,6 +23,7 @@ from urllib3.exceptions import NewConnectionError
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from payonce.adapters.providers.freshness import require_fresh
+from payonce.adapters.providers.wechat_bill import parse_bill, verified_bill
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -38,6 +39,7 @@ from payonce.ports.provider import (
     NotificationReply,
     ProviderNotification,
     RefundResult,
+    StatementLine,
     TradeRequest,
     TradeSnapshot,
     TradeState,
@@ -110,6 +112,24 @@ def _json_object(text: object) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def parse_wechat_time(text: str) -> datetime:
+    """An RFC 3339 time with its offset (``2026-11-24T10:00:00+08:00``) as aware UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no offset")
+    return moment.astimezone(UTC)
+
+
+def _success_time(data: Mapping[str, Any]) -> datetime | None:
+    """When the shopper paid (``success_time``), if the transaction says; ValueError if bad."""
+    text = data.get("success_time")
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"success_time {text!r}")
+    return parse_wechat_time(text)
 
 
 def _money(amount: object, *, key: str = "total") -> Money | None:
@@ -258,7 +278,11 @@ class WechatProvider:
         if money is None:
             raise ProviderUnavailable(f"wechat: bad amount in {data}")
         transaction_id = data.get("transaction_id")
-        return TradeSnapshot(state, str(transaction_id) if transaction_id else None, money)
+        try:
+            paid_at = _success_time(data)
+        except ValueError as error:
+            raise ProviderUnavailable(f"wechat: bad success_time in {data}") from error
+        return TradeSnapshot(state, str(transaction_id) if transaction_id else None, money, paid_at)
 
     async def query(
         self, out_trade_no: str, *, provider_trade_no: str | None = None
@@ -377,6 +401,12 @@ class WechatProvider:
         if money is None:
             raise NotificationRejected("amount_mismatch", f"amount {resource.get('amount')!r}")
         transaction_id = resource.get("transaction_id")
+        try:
+            paid_at = _success_time(resource)
+        except ValueError as error:
+            raise NotificationRejected(
+                "malformed", f"success_time {resource.get('success_time')!r}"
+            ) from error
         return ProviderNotification(
             channel=Channel.WECHAT,
             notify_id=notify_id,
@@ -385,6 +415,7 @@ class WechatProvider:
             state=state,
             amount=money,
             merchant_id=mchid,
+            paid_at=paid_at,
         )
 
     def _check_fresh(self, timestamp: str) -> None:
@@ -396,6 +427,37 @@ class WechatProvider:
             raise NotificationRejected("malformed", f"Wechatpay-Timestamp {timestamp!r}")
         sent = datetime.fromtimestamp(int(timestamp), UTC)
         require_fresh(sent, self._clock.now(), what=f"Wechatpay-Timestamp {timestamp}")
+
+    # -- statements ------------------------------------------------------------------------
+
+    async def statement(self, day: date) -> list[StatementLine]:
+        """The day's trade bill (China time): a signed apply, then the file, checked by hash."""
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=CHINA)
+        if self._clock.now() < end:  # an open day's "no bill" would read as "nothing moved"
+            raise ProviderUnavailable(f"wechat bill of {day}: the day is not over")
+        status, data = await self._call(
+            "bill", lambda: self._sdk.trade_bill(bill_date=day.isoformat(), bill_type="ALL")
+        )
+        if status != 200:
+            if data.get("code") == "NO_STATEMENT_EXIST":  # an ended day without a trade
+                return []
+            if data.get("code") == "STATEMENT_CREATING":
+                raise ProviderUnavailable(f"wechat bill of {day}: not ready")
+            raise self._refusal("bill", status, data)
+        url = data.get("download_url")
+        at = url.find("/v3/") if isinstance(url, str) else -1
+        if not isinstance(url, str) or at < 0:
+            raise ProviderUnavailable(f"wechat bill of {day}: no download_url")
+        # The download is a signed call too: it goes to our gateway, never to another host.
+        gateway = self.settings.gateway_url.rstrip("/")
+        try:
+            status, content = await asyncio.to_thread(self._sdk.download_bill, gateway + url[at:])
+        except Exception as error:
+            raise ProviderUnavailable(f"wechat bill of {day}: {type(error).__name__}") from error
+        if status != 200 or not isinstance(content, bytes):
+            raise ProviderUnavailable(f"wechat bill of {day}: download answered {status}")
+        text = verified_bill(content, data.get("hash_type"), data.get("hash_value"))
+        return parse_bill(text, day, self.settings.mchid)
 
     async def aclose(self) -> None:
         """Nothing held open: the SDK opens a connection per call."""
