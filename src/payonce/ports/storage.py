@@ -7,13 +7,14 @@ followed by a write in the service. Adapters raise ``StaleVersion``, ``Duplicate
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from payonce.domain.events import Event
+from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
@@ -83,12 +84,31 @@ class RefundRepository(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsumerDelivery:
+    """One consumer's side of an event's delivery: each consumer acknowledges on its own."""
+
+    consumer: str
+    attempts: int
+    last_attempt_at: datetime
+    delivered_at: datetime | None  # when it acknowledged; None while it has not
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     event: Event
+    # Attempts since the event was added or last replayed (the backoff counts from them).
     attempts: int
     next_attempt_at: datetime
+    # Set once every consumer of its topic acknowledged it.
     delivered_at: datetime | None
     last_error: str | None
+    # The consumers tried so far, by name; one that acknowledged is not asked again.
+    consumers: tuple[ConsumerDelivery, ...] = ()
+
+    @property
+    def acknowledged_by(self) -> frozenset[str]:
+        return frozenset(c.consumer for c in self.consumers if c.delivered_at is not None)
 
 
 class OutboxRepository(Protocol):
@@ -119,6 +139,31 @@ class OutboxRepository(Protocol):
     ) -> None: ...
 
     async def get(self, event_id: EventId) -> OutboxEntry | None: ...
+
+    async def record_consumers(
+        self, event_id: EventId, outcomes: Mapping[str, str | None], *, now: datetime
+    ) -> None:
+        """Count one attempt for each named consumer: ``None`` if it acknowledged (for good,
+        until a replay), else its error."""
+        ...
+
+    async def search(
+        self,
+        *,
+        undelivered_only: bool,
+        limit: int,
+        order_id: OrderId | None = None,
+        topic: Topic | None = None,
+    ) -> list[OutboxEntry]:
+        """For operators: undelivered entries soonest due first, or all entries newest first."""
+        ...
+
+    async def replay(
+        self, event_id: EventId, *, now: datetime, consumer: str | None = None
+    ) -> bool:
+        """Make the event due ``now`` for every consumer (or only ``consumer``), its attempts
+        counted afresh; False if there is no such event."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

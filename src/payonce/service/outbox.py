@@ -1,17 +1,27 @@
-"""The outbox relay: delivers committed events to their consumers until each one is acknowledged."""
+"""The outbox relay: delivers committed events to their consumers until each one is acknowledged.
+
+Delivery is tracked per consumer. An event counts as delivered once every consumer of its topic
+has acknowledged it; one that acknowledged is not asked again when another (an order service
+that is down for an hour) keeps the event due, so its retries cost that consumer alone.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from payonce.domain.ids import OrderId
-from payonce.ports.storage import OutboxEntry
+from payonce.domain.events import Topic
+from payonce.domain.ids import EventId, OrderId
+from payonce.ports.storage import OutboxEntry, Storage
 from payonce.service.context import Deps
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# Events of one pass delivered at once: a slow consumer (a webhook that waits out its time-out)
+# must not keep a batch past its claim's lease, when other relays would take it again.
+CONCURRENCY = 8
 
 
 def next_attempt_delay(deps: Deps, attempts: int) -> timedelta:
@@ -34,30 +44,100 @@ async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
         entries = await uow.outbox.claim(
             now=now, until=now + deps.policy.outbox_claim_lease, limit=BATCH, order_id=order_id
         )
-    delivered = 0
-    for entry in entries:
-        if await _deliver(deps, entry):
-            delivered += 1
-    return delivered
+    if len(entries) == 1:  # the usual case right after a commit
+        return int(await _deliver(deps, entries[0]))
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def deliver(entry: OutboxEntry) -> bool:
+        async with slots:
+            return await _deliver(deps, entry)
+
+    outcomes = await asyncio.gather(*(deliver(e) for e in entries), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            # The others finished first; what this one claimed is due again after its lease.
+            raise outcome
+    return sum(1 for outcome in outcomes if outcome is True)
 
 
 async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
     event = entry.event
-    consumers = [c for c in deps.consumers if event.topic in c.topics]
-    try:
-        if not consumers:
-            # Marking it delivered would lose it: whoever comes to take this topic must see it.
-            raise LookupError(f"no consumer takes {event.topic.value}")
-        for consumer in consumers:
-            await consumer.handle(event)
-    except Exception as error:
-        log.warning("delivery of %s failed (attempt %d): %s", event.id, entry.attempts + 1, error)
-        async with deps.storage.transaction() as uow:
-            await uow.outbox.mark_failed(
-                event.id,
-                next_attempt_at=deps.clock.now() + next_attempt_delay(deps, entry.attempts),
-                error=f"{type(error).__name__}: {error}"[:500],
-            )
+    takers = [c for c in deps.consumers if event.topic in c.topics]
+    if not takers:
+        # Marking it delivered would lose it: whoever comes to take this topic must see it.
+        await _failed(deps, entry, f"LookupError: no consumer takes {event.topic.value}")
         return False
+    outcomes: dict[str, str | None] = {}
+    for consumer in takers:
+        if consumer.name in entry.acknowledged_by:
+            continue
+        try:
+            await consumer.handle(event)
+        except Exception as error:
+            outcomes[consumer.name] = f"{type(error).__name__}: {error}"[:500]
+            log.warning(
+                "delivery of %s to %s failed (attempt %d): %s",
+                event.id,
+                consumer.name,
+                entry.attempts + 1,
+                error,
+            )
+        else:
+            outcomes[consumer.name] = None
+    failures = [f"{name}: {error}" for name, error in outcomes.items() if error is not None]
+    now = deps.clock.now()
     async with deps.storage.transaction() as uow:
-        return await uow.outbox.mark_delivered(event.id, now=deps.clock.now())
+        await uow.outbox.record_consumers(event.id, outcomes, now=now)
+        if not failures:
+            return await uow.outbox.mark_delivered(event.id, now=now)
+        await uow.outbox.mark_failed(
+            event.id,
+            next_attempt_at=now + next_attempt_delay(deps, entry.attempts),
+            error="; ".join(failures)[:500],
+        )
+        return False
+
+
+async def _failed(deps: Deps, entry: OutboxEntry, error: str) -> None:
+    now = deps.clock.now()
+    async with deps.storage.transaction() as uow:
+        await uow.outbox.mark_failed(
+            entry.event.id,
+            next_attempt_at=now + next_attempt_delay(deps, entry.attempts),
+            error=error,
+        )
+
+
+# What operators do (`payonce outbox`): they need storage and the time, not a running service.
+
+
+async def browse(
+    storage: Storage,
+    *,
+    undelivered_only: bool = True,
+    order_id: OrderId | None = None,
+    topic: Topic | None = None,
+    limit: int = 50,
+) -> list[OutboxEntry]:
+    """Undelivered events soonest due first, or (``undelivered_only=False``) all, newest first."""
+    async with storage.transaction() as uow:
+        return await uow.outbox.search(
+            undelivered_only=undelivered_only, limit=limit, order_id=order_id, topic=topic
+        )
+
+
+async def find(storage: Storage, event_id: EventId) -> OutboxEntry | None:
+    async with storage.transaction() as uow:
+        return await uow.outbox.get(event_id)
+
+
+async def replay(
+    storage: Storage, event_id: EventId, *, now: datetime, consumer: str | None = None
+) -> bool:
+    """Make an event due now again, for every consumer or one; False if there is no such event.
+
+    Safe at any time: consumers apply each event id once, so a replay can only repeat a
+    delivery, never its effect.
+    """
+    async with storage.transaction() as uow:
+        return await uow.outbox.replay(event_id, now=now, consumer=consumer)

@@ -6,18 +6,24 @@ Used by fast unit tests and property tests; it passes the same contract suite as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from payonce.domain.events import Event
+from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Payment
 from payonce.domain.refund import Refund
 from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
+from payonce.ports.storage import (
+    ConsumerDelivery,
+    IdempotencyRecord,
+    IdempotencyState,
+    OutboxEntry,
+    PollJob,
+)
 
 
 @dataclass
@@ -229,6 +235,69 @@ class _Outbox:
                 next_attempt_at=next_attempt_at,
                 last_error=error,
             )
+
+    async def record_consumers(
+        self, event_id: EventId, outcomes: Mapping[str, str | None], *, now: datetime
+    ) -> None:
+        entry = self._st.outbox.get(event_id)
+        if entry is None:
+            return
+        states = {state.consumer: state for state in entry.consumers}
+        for consumer, error in outcomes.items():
+            before = states.get(consumer)
+            states[consumer] = ConsumerDelivery(
+                consumer=consumer,
+                attempts=(before.attempts if before else 0) + 1,
+                last_attempt_at=now,
+                delivered_at=(before.delivered_at if before else None)
+                or (now if error is None else None),
+                last_error=error,
+            )
+        self._st.outbox[event_id] = replace(
+            entry, consumers=tuple(sorted(states.values(), key=lambda c: c.consumer))
+        )
+
+    async def search(
+        self,
+        *,
+        undelivered_only: bool,
+        limit: int,
+        order_id: OrderId | None = None,
+        topic: Topic | None = None,
+    ) -> list[OutboxEntry]:
+        found = [
+            entry
+            for entry in self._st.outbox.values()
+            if (order_id is None or entry.event.order_id == order_id)
+            and (topic is None or entry.event.topic is topic)
+            and not (undelivered_only and entry.delivered_at is not None)
+        ]
+        if undelivered_only:
+            found.sort(key=lambda e: (e.next_attempt_at, e.event.id))
+        else:
+            found.sort(key=lambda e: (e.event.occurred_at, e.event.id), reverse=True)
+        return found[:limit]
+
+    async def replay(
+        self, event_id: EventId, *, now: datetime, consumer: str | None = None
+    ) -> bool:
+        entry = self._st.outbox.get(event_id)
+        if entry is None:
+            return False
+        self._st.outbox[event_id] = replace(
+            entry,
+            attempts=0,
+            next_attempt_at=now,
+            delivered_at=None,
+            last_error=None,
+            consumers=tuple(
+                replace(state, delivered_at=None)
+                if consumer is None or state.consumer == consumer
+                else state
+                for state in entry.consumers
+            ),
+        )
+        return True
 
 
 class _Inbox:

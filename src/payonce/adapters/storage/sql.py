@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exc, or_, select, update
+from sqlalchemy import case, delete, exc, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payonce.adapters.storage import rows
 from payonce.adapters.storage.session import Session, integrity_error
+from payonce.adapters.storage.sql_outbox import SqlOutbox
 from payonce.adapters.storage.sql_refunds import SqlRefunds
 from payonce.adapters.storage.tables import (
     idempotency_keys,
@@ -20,11 +21,9 @@ from payonce.adapters.storage.tables import (
     lock_fences,
     notifications,
     orders,
-    outbox,
     payments,
     poll_jobs,
 )
-from payonce.domain.events import Event
 from payonce.domain.ids import EventId, OrderId, PaymentId
 from payonce.domain.order import Order
 from payonce.domain.payment import LIVE_STATUSES, Payment
@@ -33,7 +32,7 @@ from payonce.errors import (
     StaleVersion,
     StorageUnavailable,
 )
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
+from payonce.ports.storage import IdempotencyRecord, IdempotencyState, PollJob
 
 LIVE_VALUES = sorted(status.value for status in LIVE_STATUSES)
 
@@ -133,77 +132,6 @@ class _Payments:
             .limit(limit)
         )
         return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
-
-
-class _Outbox:
-    def __init__(self, session: Session) -> None:
-        self._s = session
-
-    async def add(self, event: Event, *, now: datetime) -> None:
-        await self._s.execute(
-            outbox.insert().values(
-                **rows.event_to_row(event), attempts=0, next_attempt_at=now, delivered_at=None
-            )
-        )
-
-    @staticmethod
-    def _due(now: datetime, limit: int, order_id: OrderId | None) -> Select[Any]:
-        query = (
-            select(outbox)
-            .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.event_id)
-            .limit(limit)
-        )
-        return query if order_id is None else query.where(outbox.c.order_id == order_id)
-
-    async def due(
-        self, *, now: datetime, limit: int, order_id: OrderId | None = None
-    ) -> list[OutboxEntry]:
-        query = self._due(now, limit, order_id)
-        return [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
-
-    async def claim(
-        self, *, now: datetime, until: datetime, limit: int, order_id: OrderId | None = None
-    ) -> list[OutboxEntry]:
-        query = self._due(now, limit, order_id)
-        if self._s.dialect == "postgresql":
-            # Rows another relay is taking are skipped, not waited for (SQLite: one writer).
-            query = query.with_for_update(skip_locked=True)
-        taken = [rows.outbox_from_row(row) for row in (await self._s.execute(query)).mappings()]
-        if taken:
-            await self._s.execute(
-                update(outbox)
-                .where(outbox.c.event_id.in_([entry.event.id for entry in taken]))
-                .values(next_attempt_at=until)
-            )
-        return taken
-
-    async def get(self, event_id: EventId) -> OutboxEntry | None:
-        found = (
-            (await self._s.execute(select(outbox).where(outbox.c.event_id == event_id)))
-            .mappings()
-            .first()
-        )
-        return rows.outbox_from_row(found) if found else None
-
-    async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
-        result = await self._s.execute(
-            update(outbox)
-            .where(outbox.c.event_id == event_id, outbox.c.delivered_at.is_(None))
-            .values(delivered_at=now, attempts=outbox.c.attempts + 1, last_error=None)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def mark_failed(
-        self, event_id: EventId, *, next_attempt_at: datetime, error: str
-    ) -> None:
-        await self._s.execute(
-            update(outbox)
-            .where(outbox.c.event_id == event_id, outbox.c.delivered_at.is_(None))
-            .values(
-                attempts=outbox.c.attempts + 1, next_attempt_at=next_attempt_at, last_error=error
-            )
-        )
 
 
 class _Inbox:
@@ -384,7 +312,7 @@ class SqlUnitOfWork:
         self.orders = _Orders(session)
         self.payments = _Payments(session)
         self.refunds = SqlRefunds(session)
-        self.outbox = _Outbox(session)
+        self.outbox = SqlOutbox(session)
         self.inbox = _Inbox(session)
         self.polls = _PollJobs(session)
         self.notifications = _Notifications(session)

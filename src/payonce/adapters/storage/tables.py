@@ -180,6 +180,22 @@ Index(
     sqlite_where=_UNDELIVERED,
     postgresql_where=_UNDELIVERED,
 )
+# What operators look up (`payonce outbox list`): an order's events, and the newest events.
+Index("ix_outbox_order_id", outbox.c.order_id, outbox.c.occurred_at)
+Index("ix_outbox_occurred_at", outbox.c.occurred_at)
+
+# Each consumer's side of an event's delivery: one that acknowledged is not asked again while
+# another consumer (an order service that is down) keeps the event due.
+outbox_deliveries = Table(
+    "outbox_deliveries",
+    metadata,
+    Column("event_id", String(40), ForeignKey("outbox.event_id"), primary_key=True),
+    Column("consumer", String(64), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
 
 poll_jobs = Table(
     "poll_jobs",

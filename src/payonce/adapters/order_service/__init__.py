@@ -1,0 +1,1 @@
+"""Delivery of payment events to an external order service over signed webhooks."""
