@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from payonce.domain.channels import Channel
+from payonce.domain.events import Topic
+
+
+def _is_webhook_secret(value: str) -> bool:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 random bytes."""
+    if not value.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        return False
+    return 24 <= len(key) <= 64
 
 
 class Settings(BaseSettings):
@@ -36,6 +52,26 @@ class Settings(BaseSettings):
     # An intent (a trade being opened) older than this lost its request: its outcome is unknown
     # and the next request asks the provider. Longer than the provider time-out.
     intent_grace_s: float = Field(default=60.0, gt=0)
+    # A capture that comes after its order's deadline (or once it closed): "refund" it, or
+    # "reopen" the order and apply it when the order can still be fulfilled.
+    late_captures: Literal["refund", "reopen"] = "refund"
+    # The waits between polls of an open trade, per channel, in seconds (JSON; the last wait
+    # repeats), e.g. {"alipay": [10, 10, 30, 60]}; a channel not named keeps its default.
+    poll_schedules: dict[Channel, list[Annotated[float, Field(gt=0)]]] = Field(default_factory=dict)
+    # The sweeper takes a live trade unchanged this long whose poll job is missing or late.
+    sweep_after_s: float = Field(default=600.0, gt=0)
+
+    # An external order service: payment events are POSTed to this URL, signed per Standard
+    # Webhooks with the secret ("whsec_" + base64 of 24 to 64 random bytes), until it answers
+    # 2xx. One attempt may take the time-out (short: the first attempt runs right after the
+    # commit, inside the request that caused it); the relay retries with backoff.
+    order_webhook_url: str | None = None
+    order_webhook_secret: SecretStr | None = None
+    order_webhook_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    # The topics it is sent (JSON), e.g. ["payment.succeeded", "payment.extra_captured"].
+    order_webhook_topics: list[Topic] = Field(
+        default_factory=lambda: [Topic.PAYMENT_SUCCEEDED], min_length=1
+    )
 
     # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.
     alipay_app_id: str | None = None
@@ -99,6 +135,23 @@ class Settings(BaseSettings):
         if self.intent_grace_s <= self.provider_timeout_s:
             # Otherwise a slow but live create would be declared abandoned while it runs.
             raise ValueError("PAYONCE_INTENT_GRACE_S must exceed PAYONCE_PROVIDER_TIMEOUT_S")
+        return self
+
+    @model_validator(mode="after")
+    def _order_webhook_is_signed(self) -> Settings:
+        url, secret = self.order_webhook_url, self.order_webhook_secret
+        if url is not None and secret is None:
+            # Never sent unsigned: a receiver could not tell our calls from anyone's.
+            raise ValueError("PAYONCE_ORDER_WEBHOOK_URL needs PAYONCE_ORDER_WEBHOOK_SECRET")
+        if secret is not None and url is None:
+            # Someone meant to notify an order service; saying nothing would lose that.
+            raise ValueError("PAYONCE_ORDER_WEBHOOK_SECRET is set but not _URL")
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("PAYONCE_ORDER_WEBHOOK_URL must be an http:// or https:// URL")
+        if secret is not None and not _is_webhook_secret(secret.get_secret_value()):
+            raise ValueError(
+                "PAYONCE_ORDER_WEBHOOK_SECRET must be whsec_ and the base64 of 24 to 64 bytes"
+            )
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.order_service.signing import WebhookSigner
+from payonce.adapters.order_service.webhook import OrderWebhook
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.bootstrap.coordination import Coordination, coordination
@@ -18,12 +20,14 @@ from payonce.bootstrap.providers import (
     sandbox_providers,
 )
 from payonce.config import Settings
+from payonce.domain.outcomes import LateCaptures
 from payonce.ports.clock import Clock
 from payonce.ports.locks import Locks
 from payonce.sandbox.app import Sandbox
 from payonce.sandbox.keys import SandboxKeys
-from payonce.service.context import Deps, Policy
+from payonce.service.context import DEFAULT_POLL_SCHEDULES, Deps, Policy
 from payonce.service.order_inbox import OrderInbox
+from payonce.service.refunds import Refunder
 
 __all__ = [
     "Container",
@@ -46,8 +50,11 @@ class Container:
     sandbox: Sandbox | None
     storage: SqlStorage
     coordination: Coordination
+    order_webhook: OrderWebhook | None = None
 
     async def aclose(self) -> None:
+        if self.order_webhook is not None:
+            await self.order_webhook.aclose()
         for provider in self.deps.providers.values():
             await provider.aclose()
         if self.sandbox is not None:
@@ -71,6 +78,19 @@ def api_keys_of(settings: Settings) -> tuple[str, ...]:
     if settings.api_key is not None:
         return (settings.api_key.get_secret_value(),)
     return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
+
+
+def order_webhook(settings: Settings, clock: Clock) -> OrderWebhook | None:
+    """The external order service's webhook, when its URL (and so its secret) is set."""
+    if settings.order_webhook_url is None or settings.order_webhook_secret is None:
+        return None
+    return OrderWebhook(
+        settings.order_webhook_url,
+        WebhookSigner(settings.order_webhook_secret.get_secret_value()),
+        clock=clock,
+        timeout_s=settings.order_webhook_timeout_s,
+        topics=settings.order_webhook_topics,
+    )
 
 
 def _sandbox_keys(settings: Settings) -> SandboxKeys:
@@ -133,10 +153,26 @@ async def bootstrap(
             lock_ttl_s=settings.lock_ttl_s,
             lock_wait_s=settings.lock_wait_s,
             intent_grace=timedelta(seconds=settings.intent_grace_s),
+            late_captures=LateCaptures(settings.late_captures),
+            poll_schedules={
+                **DEFAULT_POLL_SCHEDULES,
+                **{
+                    channel: tuple(timedelta(seconds=wait) for wait in waits)
+                    for channel, waits in settings.poll_schedules.items()
+                    if waits
+                },
+            },
+            sweep_after=timedelta(seconds=settings.sweep_after_s),
         ),
         return_url_template=f"{public_url}/pay/{{order_id}}",
     )
-    deps.consumers = (OrderInbox(deps), *shared.streams)
+    webhook = order_webhook(settings, clock)
+    deps.consumers = (
+        OrderInbox(deps),
+        Refunder(deps),
+        *shared.streams,
+        *((webhook,) if webhook is not None else ()),
+    )
     return Container(
         settings=settings,
         deps=deps,
@@ -146,4 +182,5 @@ async def bootstrap(
         sandbox=sandbox,
         storage=storage,
         coordination=shared,
+        order_webhook=webhook,
     )

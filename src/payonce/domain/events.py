@@ -27,7 +27,8 @@ class Event:
     occurred_at: datetime
 
     @classmethod
-    def about(cls, topic: Topic, payment: Payment, now: datetime) -> Event:
+    def about(cls, topic: Topic, payment: Payment, now: datetime, **details: Any) -> Event:
+        """An event about ``payment``; ``details`` (why a capture is extra) join its payload."""
         return cls(
             id=new_event_id(),
             topic=topic,
@@ -41,6 +42,7 @@ class Event:
                 "currency": payment.amount.currency,
                 "out_trade_no": payment.out_trade_no,
                 "provider_trade_no": payment.provider_trade_no,
+                **details,
             },
             occurred_at=now,
         )

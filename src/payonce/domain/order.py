@@ -22,7 +22,9 @@ ORDER_TRANSITIONS: TransitionTable[OrderStatus] = TransitionTable(
     {
         OrderStatus.UNPAID: frozenset({OrderStatus.READY_FOR_SHIPMENT, OrderStatus.CLOSED}),
         OrderStatus.READY_FOR_SHIPMENT: frozenset(),
-        OrderStatus.CLOSED: frozenset(),
+        # Only when the late-capture policy reopens orders: a capture after the order closed
+        # pays it after all. A paid order never goes back.
+        OrderStatus.CLOSED: frozenset({OrderStatus.READY_FOR_SHIPMENT}),
     },
 )
 
@@ -92,9 +94,16 @@ class Order:
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
 
-    def touched(self, now: datetime) -> Order:
-        """The same order one version on: one of its payments changed."""
-        return replace(self, version=self.version + 1, updated_at=now)
+    def touched(self, now: datetime, *, payable_until: datetime | None = None) -> Order:
+        """The same order one version on: one of its payments changed.
+
+        ``payable_until``: that payment can be paid until then and cannot be withdrawn (a
+        voucher), so the order stays open that long; its deadline only ever moves later.
+        """
+        expires_at = self.expires_at
+        if payable_until is not None and payable_until > expires_at:
+            expires_at = payable_until
+        return replace(self, version=self.version + 1, updated_at=now, expires_at=expires_at)
 
     def moved_to(
         self, target: OrderStatus, *, now: datetime, paid_payment_id: PaymentId | None = None

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from payonce.domain.events import Event, Topic
 from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Action, Payment, PaymentStatus
 from payonce.domain.transitions import IllegalTransition
+
+
+class LateCaptures(StrEnum):
+    """What a capture after its order's deadline (or after the order closed) does."""
+
+    REFUND = "refund"  # the default: the money goes back, the order stays as it is
+    REOPEN = "reopen"  # the order is paid after all, if it can still be fulfilled
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,14 @@ class TradeClosed:
 @dataclass(frozen=True, slots=True)
 class TradeCaptured:
     provider_trade_no: str | None
+    # When the provider took the money, when it says; a capture after the order's deadline is
+    # late even when its news arrives while the order is still open.
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequested:
+    """The decision to give an extra capture back, committed before the provider is asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +77,7 @@ Outcome = (
     | CallUnanswered
     | TradeRefused
     | CloseRequested
+    | RefundRequested
     | TradeStillOpen
     | TradeClosed
     | TradeCaptured
@@ -81,13 +98,20 @@ class Reaction:
 
 
 def react(
-    payment: Payment, outcome: Outcome, *, order: Order, order_has_applied: bool, now: datetime
+    payment: Payment,
+    outcome: Outcome,
+    *,
+    order: Order,
+    order_has_applied: bool,
+    now: datetime,
+    late_captures: LateCaptures = LateCaptures.REFUND,
 ) -> Reaction:
     """The payment after ``outcome``, and the events to publish with it.
 
     A repeated outcome returns the payment unchanged; a conflicting one raises
     ``IllegalTransition``. A capture applies to the order only while the order is unpaid and
-    no other payment is applied; otherwise it is an extra capture, to be refunded.
+    no other payment is applied, and only if it was made before the order's deadline (unless
+    ``late_captures`` reopens orders); otherwise it is an extra capture, to be refunded.
     """
     match outcome:
         case TradeOpened(action=action, provider_trade_no=trade_no):
@@ -107,6 +131,13 @@ def react(
             return Reaction(payment.moved_to(S.FAILED, now=now, last_error=reason))
         case CloseRequested():
             return Reaction(payment.moved_to(S.CLOSING, now=now))
+        case RefundRequested():
+            if payment.applied:
+                # The payment that paid the order is never given back automatically.
+                raise IllegalTransition("payment", payment.status, S.REFUNDING)
+            if payment.status in (S.REFUNDING, S.REFUNDED):
+                return Reaction(payment)
+            return Reaction(payment.moved_to(S.REFUNDING, now=now))
         case TradeStillOpen(provider_trade_no=trade_no):
             if payment.status is not S.UNKNOWN:
                 return Reaction(payment)  # open is what PAYING, CLOSING and UNPAID already say
@@ -128,10 +159,15 @@ def react(
                     S.REFUNDED, now=now, provider_trade_no=trade_no or payment.provider_trade_no
                 )
             )
-        case TradeCaptured(provider_trade_no=trade_no):
+        case TradeCaptured(provider_trade_no=trade_no, paid_at=paid_at):
             if payment.status in _SETTLED:
                 return Reaction(payment)
-            applies = order.status is OrderStatus.UNPAID and not order_has_applied
+            late = order.status is OrderStatus.CLOSED or (
+                paid_at is not None and paid_at >= order.expires_at
+            )
+            duplicate = order_has_applied or order.status is OrderStatus.READY_FOR_SHIPMENT
+            refused_late = late and late_captures is LateCaptures.REFUND
+            applies = not duplicate and not refused_late
             paid = payment.moved_to(
                 S.PAID,
                 now=now,
@@ -139,5 +175,8 @@ def react(
                 provider_trade_no=trade_no or payment.provider_trade_no,
                 last_error=None,
             )
-            topic = Topic.PAYMENT_SUCCEEDED if applies else Topic.PAYMENT_EXTRA_CAPTURED
-            return Reaction(paid, (Event.about(topic, paid, now),))
+            if applies:
+                return Reaction(paid, (Event.about(Topic.PAYMENT_SUCCEEDED, paid, now),))
+            reason = "duplicate" if duplicate else "late"
+            extra = Event.about(Topic.PAYMENT_EXTRA_CAPTURED, paid, now, reason=reason)
+            return Reaction(paid, (extra,))

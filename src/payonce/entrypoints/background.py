@@ -1,24 +1,43 @@
-"""The background loops: outbox relay and trade polls, and (where mounted) the sandbox's sender."""
+"""The background loops: outbox relay, trade polls, expiry, the sweeper and the daily
+reconciliation, and (where mounted) the sandbox's sender."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from payonce.bootstrap import Container
 from payonce.service import outbox
+from payonce.service.context import Deps
+from payonce.service.expiry import expire_due
 from payonce.service.polling import poll_due
+from payonce.service.reconcile import DailyReconciliation
+from payonce.service.sweeper import sweep
 
 log = logging.getLogger(__name__)
 
+Pass = Callable[[Deps], Awaitable[int]]
+
+
+def passes() -> tuple[tuple[str, Pass], ...]:
+    """The passes of one loop. Each takes what is due now and returns how many it handled;
+    what a pass claimed and could not finish is due again when its claim lapses."""
+    return (
+        ("outbox relay", outbox.deliver_due),
+        ("trade polls", poll_due),
+        ("expiry", expire_due),
+        ("sweeper", sweep),
+        ("reconciliation", DailyReconciliation()),
+    )
+
 
 async def work_forever(container: Container, interval_s: float) -> None:
-    """Deliver due outbox events and poll due trades until cancelled; a failed pass never stops
-    the loop (what it claimed is due again when its lease ends)."""
+    """Run every pass, again and again, until cancelled; a failed pass never stops the loop."""
+    loop = passes()
     while True:
-        for name, work in (("outbox relay", outbox.deliver_due), ("trade polls", poll_due)):
+        for name, work in loop:
             try:
                 await work(container.deps)
             except Exception:

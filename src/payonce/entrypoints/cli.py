@@ -1,4 +1,5 @@
-"""The ``payonce`` command line: serve, work, run the sandbox or a local stack, and migrate."""
+"""The ``payonce`` command line: serve, work, run the sandbox or a local stack, migrate, look
+into the outbox, and reconcile a day."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
 from payonce.bootstrap import bootstrap
 from payonce.config import Settings
+from payonce.entrypoints.outbox_cli import outbox_app
+from payonce.entrypoints.reconcile_cli import (
+    AsJson,
+    ChannelOpt,
+    DayOpt,
+    Repair,
+    Server,
+    run_reconcile,
+)
 
 app = typer.Typer(
     help=(
@@ -25,6 +35,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
 console = Console()
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -169,6 +180,19 @@ def stack(
             console.print("[red]a process exited; stopping the stack[/red]")
         except KeyboardInterrupt:
             console.print("stopping …")
+
+
+@app.command("reconcile")
+def reconcile_command(
+    channel: ChannelOpt,
+    day: DayOpt,
+    as_json: AsJson = False,
+    repair: Repair = True,
+    server: Server = "http://127.0.0.1:8000",
+) -> None:
+    """Match a channel's statement of a day against payonce's records: repair missed captures,
+    report every other break, and exit 1 while breaks remain (3: no statement yet)."""
+    run_reconcile(_settings(), channel, day, as_json=as_json, repair=repair, server=server)
 
 
 @db_app.command("upgrade")

@@ -10,6 +10,7 @@ from typing import Protocol
 from payonce.domain.channels import Channel
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import OrderId
+from payonce.domain.outcomes import LateCaptures
 from payonce.ports.cache import Cache
 from payonce.ports.clock import Clock
 from payonce.ports.feed import Feed
@@ -68,6 +69,21 @@ class Policy:
     poll_past_deadline: timedelta = timedelta(hours=1)
     # A shopper's reads ask the provider about an order's open trades at most this often.
     read_repair_interval_s: float = 10.0
+    # A capture after its order's deadline (or once it closed): refunded, or the order reopened.
+    late_captures: LateCaptures = LateCaptures.REFUND
+    # The sweeper takes a live trade unchanged this long whose poll job is missing, or late by
+    # ``sweep_overdue`` (its worker is gone): the safety net under lost poll jobs.
+    sweep_after: timedelta = timedelta(minutes=10)
+    sweep_overdue: timedelta = timedelta(minutes=5)
+    # An expiry that could not close every trade yet (a close window, an unknown outcome) is
+    # tried again this much later.
+    expiry_retry: timedelta = timedelta(minutes=5)
+    # How long past a voucher's last payable instant its order stays open, waiting for the
+    # bank's clearing to confirm a payment made in time (Boleto: up to 3 business days, and a
+    # long holiday weekend on top).
+    settle_windows: Mapping[Channel, timedelta] = field(
+        default_factory=lambda: {Channel.BOLETO: timedelta(days=7)}
+    )
 
     def poll_wait(self, channel: Channel, polls_made: int) -> timedelta:
         """The wait before the next poll of a trade already polled ``polls_made`` times."""

@@ -61,7 +61,9 @@ async def _matching_payment(deps: Deps, merchant_id: str, note: ProviderNotifica
 
 
 async def _apply(deps: Deps, note: ProviderNotification, payment: Payment) -> None:
-    outcome = outcome_of(TradeSnapshot(note.state, note.provider_trade_no, note.amount))
+    outcome = outcome_of(
+        TradeSnapshot(note.state, note.provider_trade_no, note.amount, paid_at=note.paid_at)
+    )
     if outcome is None:
         return
     key = (note.channel.value, note.notify_id)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from payonce.domain.ids import OrderId, PaymentId
 from payonce.domain.order import Order, OrderLine
 from payonce.domain.payment import Payment
+from payonce.domain.refund import Refund
 from payonce.errors import OrderNotFound, PaymentNotFound
 from payonce.service.context import Deps
 
@@ -61,6 +62,18 @@ async def list_payments(deps: Deps, order_id: OrderId) -> list[Payment]:
         if await uow.orders.get(order_id) is None:
             raise OrderNotFound()
         return await uow.payments.for_order(order_id)
+
+
+async def list_payments_and_refunds(
+    deps: Deps, order_id: OrderId
+) -> list[tuple[Payment, Refund | None]]:
+    """The order's payments, newest first, each with the refund of it payonce made, if any."""
+    async with deps.storage.transaction() as uow:
+        if await uow.orders.get(order_id) is None:
+            raise OrderNotFound()
+        payments = await uow.payments.for_order(order_id)
+        refunds = {refund.payment_id: refund for refund in await uow.refunds.for_order(order_id)}
+    return [(payment, refunds.get(payment.id)) for payment in payments]
 
 
 async def get_payment(deps: Deps, payment_id: PaymentId) -> Payment:

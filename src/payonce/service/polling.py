@@ -3,7 +3,7 @@
 The safety net under lost notifications. Each trade has one poll job, scheduled with its
 intent; a worker claims due jobs (disjoint between workers), asks the provider through the one
 "ask and apply" function (``sync_with_provider``) under the order's lock, and schedules the next
-poll until the trade settles or its deadline is long past.
+poll until the trade settles (past its deadline, at the slowest pace).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ async def _poll(deps: Deps, job: PollJob) -> None:
 
 
 def _next_poll(deps: Deps, payment: Payment, order: Order, polls_made: int) -> datetime | None:
-    """When to ask again; None once the trade is settled or its deadline is long past."""
+    """When to ask again; None once the trade is settled."""
     if not payment.is_live:
         return None
     now = deps.clock.now()
@@ -71,6 +71,8 @@ def _next_poll(deps: Deps, payment: Payment, order: Order, polls_made: int) -> d
     if payment.action is not None and payment.action.expires_at is not None:
         deadline = max(deadline, payment.action.expires_at)
     if now > deadline + deps.policy.poll_past_deadline:
-        log.warning("payment %s is still open past its deadline: polls stop", payment.id)
-        return None
+        # Expiry closes trades at their deadline, so this one would not close (or its outcome
+        # is unknown): it is still asked about, at the slowest pace, until it settles.
+        log.warning("payment %s is still open past its deadline", payment.id)
+        return now + deps.policy.poll_past_deadline
     return now + deps.policy.poll_wait(payment.channel, polls_made)

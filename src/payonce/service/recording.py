@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.ids import OrderId, PaymentId
@@ -144,12 +145,17 @@ async def _write(
                 siblings = await uow.payments.for_order(order.id)
                 has_applied = any(p.applied for p in siblings if p.id != payment.id)
                 reaction = react(
-                    payment, outcome, order=order, order_has_applied=has_applied, now=now
+                    payment,
+                    outcome,
+                    order=order,
+                    order_has_applied=has_applied,
+                    now=now,
+                    late_captures=deps.policy.late_captures,
                 )
                 if not reaction.changed(payment):
                     return payment
                 await uow.payments.update(reaction.payment, expected_version=payment.version)
-                touched = order.touched(now)
+                touched = order.touched(now, payable_until=_holds_order_until(deps, reaction))
                 await uow.orders.update(touched, expected_version=order.version)
                 for event in reaction.events:
                     await uow.outbox.add(event, now=now)
@@ -158,6 +164,18 @@ async def _write(
         await _after_commit(deps, touched, reaction)
         return reaction.payment
     raise OrderBusy(f"payment {payment_id} kept changing under us")
+
+
+def _holds_order_until(deps: Deps, reaction: Reaction) -> datetime | None:
+    """How long a trade that cannot be withdrawn keeps its order open: a voucher can be paid
+    until its last payable instant, and its bank's clearing confirms it days later."""
+    payment = reaction.payment
+    window = deps.policy.settle_windows.get(payment.channel)
+    if payment.closable or payment.status is not PaymentStatus.PAYING or window is None:
+        return None
+    if payment.action is None or payment.action.expires_at is None:
+        return None
+    return payment.action.expires_at + window
 
 
 async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:

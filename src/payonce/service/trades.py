@@ -83,7 +83,7 @@ async def _record_created(
 def outcome_of(snapshot: TradeSnapshot) -> Outcome | None:
     match snapshot.state:
         case TradeState.PAID:
-            return TradeCaptured(snapshot.provider_trade_no)
+            return TradeCaptured(snapshot.provider_trade_no, snapshot.paid_at)
         case TradeState.CLOSED:
             return TradeClosed()
         case TradeState.REFUNDED:

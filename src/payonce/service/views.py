@@ -7,6 +7,7 @@ from typing import Any
 
 from payonce.domain.order import Order
 from payonce.domain.payment import Action, ActionType, Payment
+from payonce.domain.refund import Refund
 
 
 def timestamp(moment: datetime | None) -> str | None:
@@ -44,8 +45,20 @@ def action_view(payment: Payment, action: Action) -> dict[str, Any]:
     return view
 
 
-def payment_view(payment: Payment) -> dict[str, Any]:
+def refund_view(refund: Refund) -> dict[str, Any]:
     return {
+        "refund_no": refund.refund_no,
+        "reason": refund.reason.value,
+        "status": refund.status.value,
+        "amount": refund.amount.amount,
+        "currency": refund.amount.currency,
+        "requested_at": timestamp(refund.requested_at),
+        "completed_at": timestamp(refund.completed_at),
+    }
+
+
+def payment_view(payment: Payment, *, refund: Refund | None = None) -> dict[str, Any]:
+    view = {
         "id": payment.id,
         "order_id": payment.order_id,
         "channel": payment.channel.value,
@@ -60,6 +73,9 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "created_at": timestamp(payment.created_at),
         "updated_at": timestamp(payment.updated_at),
     }
+    if refund is not None:
+        view["refund"] = refund_view(refund)
+    return view
 
 
 def order_event(order: Order, payment: Payment | None) -> dict[str, Any]:

@@ -84,8 +84,8 @@ async def get_order(
 async def list_payments(order_id: str, caller: CallerDep, deps: DepsDep) -> Response:
     """The order's payment records, newest first."""
     caller.ensure_order(OrderId(order_id))
-    payments = await orders.list_payments(deps, OrderId(order_id))
+    listed = await orders.list_payments_and_refunds(deps, OrderId(order_id))
     return Response(
-        render_json({"payments": [payment_view(p) for p in payments]}),
+        render_json({"payments": [payment_view(p, refund=r) for p, r in listed]}),
         media_type="application/json",
     )

@@ -71,6 +71,16 @@ class ActionOut(BaseModel):
     expires_at: str | None = None
 
 
+class RefundOut(BaseModel):
+    refund_no: str
+    reason: Literal["duplicate", "late"]
+    status: Literal["REQUESTED", "SUCCEEDED"]
+    amount: int
+    currency: str
+    requested_at: str
+    completed_at: str | None
+
+
 class PaymentOut(BaseModel):
     id: str
     order_id: str
@@ -95,6 +105,8 @@ class PaymentOut(BaseModel):
     action: ActionOut | None
     created_at: str
     updated_at: str
+    # In an order's payment list: the refund of an extra capture, when one was made.
+    refund: RefundOut | None = None
 
 
 class PaymentListOut(BaseModel):

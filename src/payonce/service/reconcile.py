@@ -1,0 +1,195 @@
+"""Reconciliation: every line of a provider's daily statement matched against payonce's records.
+
+The last backstop (layer 11). A capture the provider holds that payonce never recorded is a
+shopper who paid and got nothing: it is repaired by asking the provider about that trade through
+the one "ask and apply" function, which applies it, or records it as an extra capture to be
+refunded. Everything else that does not match (an unknown trade, a different amount, a refund
+payonce never asked for) is reported, never guessed at: those are for a person to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from payonce.domain.channels import Channel
+from payonce.domain.payment import Payment, PaymentStatus
+from payonce.errors import ChannelUnsupported, ProviderUnavailable
+from payonce.ports.provider import StatementLine
+from payonce.service.context import Deps, order_lock_key
+from payonce.service.trades import sync_with_provider
+
+log = logging.getLogger(__name__)
+
+# Our records of a trade whose money the provider took (and may have given back since).
+CAPTURED = frozenset({PaymentStatus.PAID, PaymentStatus.REFUNDING, PaymentStatus.REFUNDED})
+
+
+class BreakKind(StrEnum):
+    # The provider captured money on a trade we do not hold as captured: a lost payment.
+    CAPTURE_UNRECORDED = "capture_unrecorded"
+    # A movement naming a trade number we never issued (on this channel).
+    UNKNOWN_TRADE = "unknown_trade"
+    # The statement and our record disagree on the amount or currency.
+    AMOUNT_MISMATCH = "amount_mismatch"
+    # The provider refunded money on a request number we never made (e.g. from its dashboard).
+    REFUND_UNRECORDED = "refund_unrecorded"
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    kind: BreakKind
+    out_trade_no: str
+    reference: str
+    amount: int
+    currency: str
+    detail: str
+    repaired: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    channel: Channel
+    day: date
+    lines: int
+    matched: int
+    breaks: tuple[Break, ...] = field(default=())
+
+    @property
+    def remaining(self) -> tuple[Break, ...]:
+        """The breaks that still need a person."""
+        return tuple(b for b in self.breaks if not b.repaired)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel.value,
+            "day": self.day.isoformat(),
+            "lines": self.lines,
+            "matched": self.matched,
+            "repaired": len(self.breaks) - len(self.remaining),
+            "remaining": len(self.remaining),
+            "breaks": [b.as_json() for b in self.breaks],
+        }
+
+
+async def reconcile(
+    deps: Deps, channel: Channel, day: date, *, repair: bool = True
+) -> Reconciliation:
+    """Match the channel's statement of ``day`` against our records; repair what is safe."""
+    provider = deps.providers.get(channel)
+    if provider is None:
+        raise ChannelUnsupported(f"channel {channel} is not configured")
+    lines = await provider.statement(day)  # ProviderUnavailable: not ready, try again later
+    matched = 0
+    breaks: list[Break] = []
+    for line in lines:
+        found = await _check(deps, channel, line, repair=repair)
+        if found is None:
+            matched += 1
+        else:
+            breaks.append(found)
+    result = Reconciliation(channel, day, len(lines), matched, tuple(breaks))
+    for kept in result.breaks:
+        level = logging.INFO if kept.repaired else logging.ERROR
+        log.log(level, "reconciliation %s %s: %s", channel.value, day, kept)
+    return result
+
+
+async def _check(
+    deps: Deps, channel: Channel, line: StatementLine, *, repair: bool
+) -> Break | None:
+    async with deps.storage.transaction() as uow:
+        payment = await uow.payments.by_out_trade_no(line.out_trade_no)
+        refund = await uow.refunds.get(line.reference) if line.kind == "refund" else None
+
+    def broken(kind: BreakKind, detail: str, *, repaired: bool = False) -> Break:
+        return Break(
+            kind,
+            line.out_trade_no,
+            line.reference,
+            line.amount.amount,
+            line.amount.currency,
+            detail,
+            repaired,
+        )
+
+    if payment is None or payment.channel is not channel:
+        return broken(BreakKind.UNKNOWN_TRADE, f"no {channel.value} trade of ours has this number")
+    if line.kind == "capture" and line.amount != payment.amount:
+        return broken(BreakKind.AMOUNT_MISMATCH, f"our record says {payment.amount}")
+    if line.kind == "refund":
+        if refund is not None and refund.amount != line.amount:
+            return broken(BreakKind.AMOUNT_MISMATCH, f"we asked for {refund.amount}")
+        if refund is not None and refund.payment_id == payment.id:
+            return None
+        if payment.status is PaymentStatus.REFUNDED and not payment.applied and refund is None:
+            return None  # given back by the provider's own cancel of a paid trade, recorded so
+        return broken(
+            BreakKind.REFUND_UNRECORDED,
+            f"we never asked for this refund; our payment is {payment.status.value}"
+            + (" and pays its order" if payment.applied else ""),
+        )
+    if payment.status in CAPTURED:
+        return None
+    if not repair:
+        return broken(BreakKind.CAPTURE_UNRECORDED, f"our record is {payment.status.value}")
+    repaired = await _ask_again(deps, payment)
+    return broken(
+        BreakKind.CAPTURE_UNRECORDED,
+        f"our record was {payment.status.value}; the provider, asked again, "
+        f"makes it {repaired.status.value}" + (" (applied)" if repaired.applied else ""),
+        repaired=repaired.status in CAPTURED,
+    )
+
+
+async def _ask_again(deps: Deps, payment: Payment) -> Payment:
+    async with deps.locks.hold(
+        order_lock_key(payment.order_id),
+        ttl_s=deps.policy.lock_ttl_s,
+        wait_s=deps.policy.lock_wait_s,
+    ) as lease:
+        return await sync_with_provider(deps, payment, lease)
+
+
+class DailyReconciliation:
+    """The worker's daily pass: each channel's previous day, once its statement is ready.
+
+    A day is taken once it has ended in every channel's time zone, with time for the bill to
+    be made (noon UTC of the next day). Repairs are idempotent, so two workers reconciling the
+    same day do no harm; a day whose statement is not ready yet is tried on a later pass.
+    """
+
+    RETRY = timedelta(minutes=10)
+
+    def __init__(self) -> None:
+        self._done: dict[Channel, date] = {}
+        self._retry_at: dict[Channel, datetime] = {}
+
+    async def __call__(self, deps: Deps) -> int:
+        now = deps.clock.now()
+        day = (now - timedelta(hours=12)).date() - timedelta(days=1)
+        breaks = 0
+        for channel in deps.providers:
+            if self._done.get(channel, date.min) >= day:
+                continue
+            if channel in self._retry_at and now < self._retry_at[channel]:
+                continue
+            try:
+                result = await reconcile(deps, channel, day)
+            except ProviderUnavailable as error:
+                log.info("statement of %s for %s not ready: %s", channel.value, day, error)
+                self._retry_at[channel] = now + self.RETRY
+                continue
+            except Exception:
+                log.exception("reconciliation of %s for %s failed", channel.value, day)
+                self._retry_at[channel] = now + self.RETRY
+                continue
+            self._done[channel] = day
+            breaks += len(result.remaining)
+        return breaks

@@ -1,0 +1,68 @@
+"""The sweeper: the safety net under lost poll jobs, over an index of live trades only.
+
+A live trade normally has a poll job (scheduled in the transaction that opened it). If that job
+is missing, or its worker stopped taking it, the trade would never be asked about again. The
+sweeper takes such trades (live, unchanged for ``Policy.sweep_after``, with no poll job or one
+late by ``Policy.sweep_overdue``), asks the provider through the same "ask and apply" function
+as every poll, and gives each a poll job again. Its query reads an index that holds live
+trades only, so its cost follows them, never the size of the payments table.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from payonce.domain.payment import Payment
+from payonce.service.context import Deps, order_lock_key
+from payonce.service.trades import sync_with_provider
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+async def sweep(deps: Deps) -> int:
+    """Ask about every unwatched live trade and watch it again; returns how many were swept."""
+    swept = 0
+    seen: set[str] = set()
+    while True:
+        now = deps.clock.now()
+        async with deps.storage.transaction() as uow:
+            batch = await uow.payments.unwatched(
+                stale_before=now - deps.policy.sweep_after,
+                overdue_before=now - deps.policy.sweep_overdue,
+                limit=BATCH,
+            )
+        batch = [payment for payment in batch if payment.id not in seen]
+        if not batch:
+            return swept
+        for payment in batch:
+            seen.add(payment.id)
+            try:
+                await _sweep_one(deps, payment)
+                swept += 1
+            except Exception:
+                log.exception("sweep of payment %s failed", payment.id)
+
+
+async def _sweep_one(deps: Deps, payment: Payment) -> None:
+    log.warning("payment %s was not being polled: the sweeper asks its provider", payment.id)
+    async with deps.locks.hold(
+        order_lock_key(payment.order_id),
+        ttl_s=deps.policy.lock_ttl_s,
+        wait_s=deps.policy.lock_wait_s,
+    ) as lease:
+        async with deps.storage.transaction() as uow:
+            job = await uow.polls.get(payment.id)
+        attempts = job.attempts if job is not None else 0
+        current = await sync_with_provider(deps, payment, lease)
+        async with deps.storage.transaction() as uow:
+            if current.is_live:
+                await uow.polls.schedule(
+                    current.id,
+                    current.order_id,
+                    due_at=deps.clock.now() + deps.policy.poll_wait(current.channel, attempts),
+                    attempts=attempts,
+                )
+            else:
+                await uow.polls.finish(current.id)
