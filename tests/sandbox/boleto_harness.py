@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sandbox_harness import Env
 
+from payonce.domain.bank_days import SAO_PAULO
 from payonce.sandbox.boleto import BoletoChannel
-from payonce.sandbox.boleto_calendar import SAO_PAULO
 
 
 class Psp:

@@ -19,12 +19,12 @@ from sandbox_harness import Env
 
 from payonce.adapters.providers.boleto import BoletoProvider
 from payonce.bootstrap import SandboxLink, sandbox_providers
+from payonce.domain.bank_days import SAO_PAULO
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import Money
 from payonce.domain.payment import ActionType
 from payonce.errors import NotificationRejected, ProviderRejected, ProviderUnavailable
 from payonce.ports.provider import TradeRequest, TradeState
-from payonce.sandbox.boleto_calendar import SAO_PAULO
 from payonce.sandbox.faults import FaultSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -13,7 +13,7 @@ import pytest
 from boleto_harness import Psp, boleto_channel, pay_at_bank, walk_to
 from sandbox_harness import START, Env
 
-from payonce.sandbox.boleto_calendar import SAO_PAULO
+from payonce.domain.bank_days import SAO_PAULO
 from payonce.sandbox.boleto_codes import barcode_of, check_line, digits_of
 from payonce.sandbox.faults import FaultSettings
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from payonce.sandbox.boleto_calendar import (
+from payonce.domain.bank_days import (
     SAO_PAULO,
     add_business_days,
     easter,

@@ -93,6 +93,26 @@ def order_webhook(settings: Settings, clock: Clock) -> OrderWebhook | None:
     )
 
 
+def policy_of(settings: Settings) -> Policy:
+    """The timings and choices of the defences that settings may change; the rest default."""
+    return Policy(
+        order_ttl=timedelta(seconds=settings.order_ttl_s),
+        lock_ttl_s=settings.lock_ttl_s,
+        lock_wait_s=settings.lock_wait_s,
+        intent_grace=timedelta(seconds=settings.intent_grace_s),
+        late_captures=LateCaptures(settings.late_captures),
+        poll_schedules={
+            **DEFAULT_POLL_SCHEDULES,
+            **{
+                channel: tuple(timedelta(seconds=wait) for wait in waits)
+                for channel, waits in settings.poll_schedules.items()
+                if waits
+            },
+        },
+        sweep_after=timedelta(seconds=settings.sweep_after_s),
+    )
+
+
 def _sandbox_keys(settings: Settings) -> SandboxKeys:
     """The keys payonce and its sandbox share in development (made on first start)."""
     return SandboxKeys.load_or_create(settings.data_dir / "sandbox")
@@ -147,23 +167,7 @@ async def bootstrap(
         cache=shared.cache,
         feed=shared.feed,
         providers=providers,
-        policy=policy
-        or Policy(
-            order_ttl=timedelta(seconds=settings.order_ttl_s),
-            lock_ttl_s=settings.lock_ttl_s,
-            lock_wait_s=settings.lock_wait_s,
-            intent_grace=timedelta(seconds=settings.intent_grace_s),
-            late_captures=LateCaptures(settings.late_captures),
-            poll_schedules={
-                **DEFAULT_POLL_SCHEDULES,
-                **{
-                    channel: tuple(timedelta(seconds=wait) for wait in waits)
-                    for channel, waits in settings.poll_schedules.items()
-                    if waits
-                },
-            },
-            sweep_after=timedelta(seconds=settings.sweep_after_s),
-        ),
+        policy=policy or policy_of(settings),
         return_url_template=f"{public_url}/pay/{{order_id}}",
     )
     webhook = order_webhook(settings, clock)

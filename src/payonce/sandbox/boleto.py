@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from payonce.domain.bank_days import SAO_PAULO
 from payonce.sandbox.boleto_book import (
     ACCOUNT,
     AGENCY,
@@ -28,7 +29,6 @@ from payonce.sandbox.boleto_book import (
     PORTFOLIO,
     BoletoBook,
 )
-from payonce.sandbox.boleto_calendar import SAO_PAULO
 from payonce.sandbox.boleto_charges import (
     API,
     CHANNEL,

@@ -7,13 +7,13 @@ import itertools
 from collections.abc import Callable
 from datetime import datetime, time
 
-from payonce.ports.clock import Clock
-from payonce.sandbox.boleto_calendar import (
+from payonce.domain.bank_days import (
     SAO_PAULO,
     add_business_days,
     local_date,
     payable_until,
 )
+from payonce.ports.clock import Clock
 from payonce.sandbox.boleto_charges import (
     CHANNEL,
     CURRENCY,

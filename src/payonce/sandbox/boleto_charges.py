@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from payonce.sandbox.boleto_calendar import SAO_PAULO, last_payable_day
+from payonce.domain.bank_days import SAO_PAULO, last_payable_day
 from payonce.sandbox.boleto_codes import Numbers
 from payonce.sandbox.channel import TradeListing
 from payonce.sandbox.wallet import WalletView

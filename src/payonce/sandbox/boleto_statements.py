@@ -13,8 +13,8 @@ import hashlib
 from datetime import date, datetime
 from typing import Any
 
+from payonce.domain.bank_days import SAO_PAULO
 from payonce.sandbox.boleto_book import BoletoBook
-from payonce.sandbox.boleto_calendar import SAO_PAULO
 from payonce.sandbox.boleto_charges import CHANNEL, iso
 from payonce.sandbox.boleto_wire import BoletoError
 from payonce.sandbox.ledger import Ledger, Movement, day_ended

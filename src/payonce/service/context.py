@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from payonce.domain.bank_days import on_a_business_day
 from payonce.domain.channels import Channel
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import OrderId
@@ -89,6 +90,12 @@ class Policy:
         """The wait before the next poll of a trade already polled ``polls_made`` times."""
         schedule = self.poll_schedules[channel]
         return schedule[min(polls_made, len(schedule) - 1)]
+
+    def next_poll_at(self, channel: Channel, polls_made: int, now: datetime) -> datetime:
+        """When to poll next: after the channel's wait, and for a voucher on a bank business
+        day only (its clearing confirms nothing on weekends and holidays)."""
+        at = now + self.poll_wait(channel, polls_made)
+        return on_a_business_day(at) if channel is Channel.BOLETO else at
 
 
 class EventConsumer(Protocol):

@@ -75,4 +75,4 @@ def _next_poll(deps: Deps, payment: Payment, order: Order, polls_made: int) -> d
         # is unknown): it is still asked about, at the slowest pace, until it settles.
         log.warning("payment %s is still open past its deadline", payment.id)
         return now + deps.policy.poll_past_deadline
-    return now + deps.policy.poll_wait(payment.channel, polls_made)
+    return deps.policy.next_poll_at(payment.channel, polls_made, now)

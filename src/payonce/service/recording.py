@@ -59,7 +59,7 @@ async def insert_intent(deps: Deps, intent: Payment, lease: Lease, *, seen: Orde
         earlier = await uow.payments.for_order(seen.id)
         intent = replace(intent, number=earlier[0].number + 1 if earlier else 1)
         await uow.payments.add(intent)
-        first_poll = now + deps.policy.poll_wait(intent.channel, 0)
+        first_poll = deps.policy.next_poll_at(intent.channel, 0, now)
         await uow.polls.schedule(intent.id, seen.id, due_at=first_poll, attempts=0)
     await publish(deps, touched, intent)
     return intent

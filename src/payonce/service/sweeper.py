@@ -61,7 +61,7 @@ async def _sweep_one(deps: Deps, payment: Payment) -> None:
                 await uow.polls.schedule(
                     current.id,
                     current.order_id,
-                    due_at=deps.clock.now() + deps.policy.poll_wait(current.channel, attempts),
+                    due_at=deps.policy.next_poll_at(current.channel, attempts, deps.clock.now()),
                     attempts=attempts,
                 )
             else:

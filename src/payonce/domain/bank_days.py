@@ -1,4 +1,6 @@
-"""Brazilian bank business days: national holidays, the next payable day, days of clearing."""
+"""Brazilian bank business days: national holidays, the next payable day, days of clearing.
+
+Domain knowledge shared by the Boleto channel's poll schedule and the simulated PSP."""
 
 from __future__ import annotations
 
@@ -91,3 +93,12 @@ def last_payable_day(due_date: date) -> date:
 def payable_until(due_date: date) -> datetime:
     """The first instant a voucher with this due date can no longer be paid."""
     return start_of(last_payable_day(due_date) + timedelta(days=1))
+
+
+def on_a_business_day(moment: datetime) -> datetime:
+    """``moment`` when São Paulo's banks are open that day; else the start of the next day they
+    are (nothing clears on a weekend or a holiday, so nothing is worth asking about then)."""
+    day = local_date(moment)
+    if is_business_day(day):
+        return moment
+    return start_of(business_day_on_or_after(day)).astimezone(moment.tzinfo)
