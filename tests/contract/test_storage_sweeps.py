@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.tables import metadata
+from payonce.domain.channels import Channel
 from payonce.domain.order import OrderStatus
 from payonce.domain.payment import PaymentStatus
 from payonce.domain.refund import Refund, RefundReason, RefundStatus
@@ -153,3 +154,21 @@ async def test_the_migrations_build_exactly_the_declared_schema(
         assert diff == []
     finally:
         await engine.dispose()
+
+
+async def test_payments_paid_in_a_window_of_one_channel(storage: Storage) -> None:
+    orders = [await _saved(storage) for _ in range(4)]
+    at = START + timedelta(hours=1)
+    inside = _payment(orders[0], status=S.PAID, paid_at=at)
+    edge = _payment(orders[1], status=S.PAID, paid_at=at + timedelta(hours=1))
+    other_channel = _payment(orders[2], Channel.WECHAT, status=S.PAID, paid_at=at)
+    unpaid = _payment(orders[3], status=S.PAYING)
+    async with storage.transaction() as uow:
+        for payment in (inside, edge, other_channel, unpaid):
+            await uow.payments.add(payment)
+    async with storage.transaction() as uow:
+        found = await uow.payments.paid_between("alipay", start=at, end=at + timedelta(hours=1))
+        assert found == [inside]  # the window's end is excluded
+        stored = await uow.payments.get(inside.id)
+    assert stored is not None
+    assert stored.paid_at == at

@@ -3,11 +3,13 @@ refund payonce never asked for is found and reported."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from payonce.domain.channels import Channel
 from payonce.domain.ids import PaymentId
 from payonce.domain.money import Money
+from payonce.domain.payment import PaymentStatus
 from payonce.sandbox.faults import FaultSettings
 from payonce.service.reconcile import BreakKind, DailyReconciliation, reconcile
 from tests.integration.conftest import Live
@@ -85,3 +87,37 @@ async def test_the_worker_reconciles_each_channel_s_previous_day_once(live: Live
     after = statements()
     assert await daily(deps) == 0
     assert statements() == after  # each channel's day is reconciled once
+
+
+async def test_a_capture_we_hold_that_the_statement_does_not_show_is_reported(
+    live: Live,
+) -> None:
+    deps = live.container.deps
+    day = live.clock.now().date()
+    order = await live.create_order()
+    opened = (await live.apply(order, "alipay", "pc")).json()
+    # Our record says paid (a bug, a bad hand edit): the provider never took this money.
+    async with deps.storage.transaction() as uow:
+        payment = await uow.payments.get(PaymentId(opened["id"]))
+        assert payment is not None
+        await uow.payments.update(
+            replace(
+                payment,
+                status=PaymentStatus.PAID,
+                version=payment.version + 1,
+                paid_at=live.clock.now(),
+            ),
+            expected_version=payment.version,
+        )
+    live.clock.advance(timedelta(days=1))
+    result = await reconcile(deps, Channel.ALIPAY, day)
+    assert (result.lines, result.matched) == (0, 0)
+    [missing] = result.breaks
+    assert (missing.kind, missing.out_trade_no, missing.repaired) == (
+        BreakKind.CAPTURE_MISSING,
+        opened["out_trade_no"],
+        False,
+    )
+    # Another day, or another channel, does not show it.
+    assert (await reconcile(deps, Channel.ALIPAY, day - timedelta(days=1))).breaks == ()
+    assert (await reconcile(deps, Channel.WECHAT, day)).breaks == ()

@@ -174,6 +174,7 @@ def react(
                 applied=applies,
                 provider_trade_no=trade_no or payment.provider_trade_no,
                 last_error=None,
+                paid_at=paid_at or now,
             )
             if applies:
                 return Reaction(paid, (Event.about(Topic.PAYMENT_SUCCEEDED, paid, now),))

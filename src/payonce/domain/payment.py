@@ -110,6 +110,8 @@ class Payment:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    # When the provider took the money (its own word, else when payonce learnt it).
+    paid_at: datetime | None = None
 
     @classmethod
     def open_intent(

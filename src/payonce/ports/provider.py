@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -146,6 +146,11 @@ class PaymentProvider(Protocol):
         *,
         provider_trade_no: str | None = None,
     ) -> RefundResult: ...
+
+    @property
+    def statement_zone(self) -> tzinfo:
+        """The time zone whose calendar days the channel's statements follow."""
+        ...
 
     async def statement(self, day: date) -> list[StatementLine]:
         """Every money movement of that day, the day in the channel's statement time zone.

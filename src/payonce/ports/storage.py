@@ -68,6 +68,10 @@ class PaymentRepository(Protocol):
         """
         ...
 
+    async def paid_between(self, channel: str, *, start: datetime, end: datetime) -> list[Payment]:
+        """The channel's payments whose money moved in [start, end), oldest first."""
+        ...
+
 
 class RefundRepository(Protocol):
     async def add(self, refund: Refund) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +37,8 @@ class BreakKind(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     # The provider refunded money on a request number we never made (e.g. from its dashboard).
     REFUND_UNRECORDED = "refund_unrecorded"
+    # A capture we hold that the provider's statement of its day does not show.
+    CAPTURE_MISSING = "capture_missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ async def reconcile(
             matched += 1
         else:
             breaks.append(found)
+    breaks.extend(await _missing_captures(deps, channel, day, provider.statement_zone, lines))
     result = Reconciliation(channel, day, len(lines), matched, tuple(breaks))
     for kept in result.breaks:
         level = logging.INFO if kept.repaired else logging.ERROR
@@ -146,6 +149,31 @@ async def _check(
         f"makes it {repaired.status.value}" + (" (applied)" if repaired.applied else ""),
         repaired=repaired.status in CAPTURED,
     )
+
+
+async def _missing_captures(
+    deps: Deps, channel: Channel, day: date, zone: tzinfo, lines: list[StatementLine]
+) -> list[Break]:
+    """Our captures of that day (the statement's calendar) that the statement does not show."""
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    async with deps.storage.transaction() as uow:
+        ours = await uow.payments.paid_between(
+            channel.value, start=start.astimezone(UTC), end=end.astimezone(UTC)
+        )
+    shown = {line.out_trade_no for line in lines if line.kind == "capture"}
+    return [
+        Break(
+            BreakKind.CAPTURE_MISSING,
+            payment.out_trade_no,
+            payment.provider_trade_no or "",
+            payment.amount.amount,
+            payment.amount.currency,
+            f"we hold it {payment.status.value}, paid at {payment.paid_at}",
+        )
+        for payment in ours
+        if payment.status in CAPTURED and payment.out_trade_no not in shown
+    ]
 
 
 async def _ask_again(deps: Deps, payment: Payment) -> Payment:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.error import URLError
 from urllib.parse import parse_qsl
@@ -108,6 +108,10 @@ class AlipayProvider:
     @property
     def merchant_id(self) -> str:
         return self.settings.app_id
+
+    @property
+    def statement_zone(self) -> tzinfo:
+        return CHINA
 
     def supports(self, platform: Platform, currency: str) -> bool:
         return currency == "CNY"

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -102,6 +102,10 @@ class BoletoProvider:
     @property
     def merchant_id(self) -> str:
         return self.settings.account_id
+
+    @property
+    def statement_zone(self) -> tzinfo:
+        return SAO_PAULO
 
     def supports(self, platform: Platform, currency: str) -> bool:
         # A voucher is the same on every platform: a line to type, a barcode to scan, a page.

@@ -12,7 +12,7 @@ id for 6 hours by default (72 hours on request); beyond that an order cannot be 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -109,6 +109,10 @@ class PaypalProvider:
     @property
     def merchant_id(self) -> str:
         return self.settings.merchant_id
+
+    @property
+    def statement_zone(self) -> tzinfo:
+        return ZoneInfo(self.settings.report_zone)
 
     def supports(self, platform: Platform, currency: str) -> bool:
         return currency in CURRENCIES  # one redirect to PayPal serves every platform

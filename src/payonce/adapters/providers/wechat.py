@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 import requests
@@ -170,6 +170,10 @@ class WechatProvider:
     @property
     def merchant_id(self) -> str:
         return self.settings.mchid
+
+    @property
+    def statement_zone(self) -> tzinfo:
+        return CHINA
 
     def supports(self, platform: Platform, currency: str) -> bool:
         return currency == "CNY"

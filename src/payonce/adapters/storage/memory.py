@@ -154,6 +154,14 @@ class _Payments:
         found.sort(key=lambda p: (p.updated_at, p.id))
         return found[:limit]
 
+    async def paid_between(self, channel: str, *, start: datetime, end: datetime) -> list[Payment]:
+        found = [
+            p
+            for p in self._st.payments.values()
+            if p.channel.value == channel and p.paid_at is not None and start <= p.paid_at < end
+        ]
+        return sorted(found, key=lambda p: (p.paid_at or start, p.id))
+
 
 class _Refunds:
     def __init__(self, state: _State) -> None:

@@ -79,6 +79,7 @@ def payment_to_row(payment: Payment) -> dict[str, Any]:
         "last_error": payment.last_error,
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
+        "paid_at": payment.paid_at,
     }
 
 
@@ -100,6 +101,7 @@ def payment_from_row(row: RowMapping) -> Payment:
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        paid_at=row["paid_at"],
     )
 
 

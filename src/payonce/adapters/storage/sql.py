@@ -133,6 +133,18 @@ class _Payments:
         )
         return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
 
+    async def paid_between(self, channel: str, *, start: datetime, end: datetime) -> list[Payment]:
+        query = (
+            select(payments)
+            .where(
+                payments.c.channel == channel,
+                payments.c.paid_at >= start,
+                payments.c.paid_at < end,
+            )
+            .order_by(payments.c.paid_at, payments.c.id)
+        )
+        return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
+
 
 class _Inbox:
     def __init__(self, session: Session) -> None:

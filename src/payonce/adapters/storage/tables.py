@@ -104,6 +104,7 @@ payments = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
     UniqueConstraint("order_id", "number", name="uq_payments_order_number"),
     UniqueConstraint("out_trade_no", name="uq_payments_out_trade_no"),
     UniqueConstraint("channel", "provider_trade_no", name="uq_payments_provider_trade_no"),
@@ -140,6 +141,8 @@ Index(
     sqlite_where=_LIVE,
     postgresql_where=_LIVE,
 )
+# Reconciliation reads one channel's captures of one day.
+Index("ix_payments_channel_paid_at", payments.c.channel, payments.c.paid_at)
 
 refunds = Table(
     "refunds",
