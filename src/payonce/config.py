@@ -64,10 +64,11 @@ class Settings(BaseSettings):
     # An external order service: payment events are POSTed to this URL, signed per Standard
     # Webhooks with the secret ("whsec_" + base64 of 24 to 64 random bytes), until it answers
     # 2xx. One attempt may take the time-out (short: the first attempt runs right after the
-    # commit, inside the request that caused it); the relay retries with backoff.
+    # commit, inside the request that caused it, under the order's lock: at most 10 s, well
+    # inside the lock's lifetime); the relay retries with backoff.
     order_webhook_url: str | None = None
     order_webhook_secret: SecretStr | None = None
-    order_webhook_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    order_webhook_timeout_s: float = Field(default=3.0, gt=0, le=10)
     # The topics it is sent (JSON), e.g. ["payment.succeeded", "payment.extra_captured"].
     order_webhook_topics: list[Topic] = Field(
         default_factory=lambda: [Topic.PAYMENT_SUCCEEDED], min_length=1

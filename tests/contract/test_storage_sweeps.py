@@ -3,15 +3,19 @@ payments, and the refunds payonce asked for (each payment refunded at most once)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
+from payonce.adapters.storage.sql import SqlStorage
 from payonce.adapters.storage.tables import metadata
 from payonce.domain.channels import Channel
 from payonce.domain.order import OrderStatus
@@ -48,13 +52,15 @@ async def test_expired_orders_come_soonest_first_and_postponed_ones_wait(storage
         }
 
 
-async def test_a_later_deadline_moves_the_expiry_check_with_it(storage: Storage) -> None:
+async def test_a_postponed_expiry_never_moves_earlier(storage: Storage) -> None:
     order = await _saved(storage)
-    extended = replace(order.touched(START), expires_at=order.expires_at + timedelta(days=3))
+    held = order.expires_at + timedelta(days=3)
     async with storage.transaction() as uow:
-        await uow.orders.update(extended, expected_version=order.version)
-        assert await uow.orders.expired(now=order.expires_at, limit=10) == []
-        due = await uow.orders.expired(now=extended.expires_at, limit=10)
+        await uow.orders.postpone_expiry(order.id, until=held)
+        await uow.orders.postpone_expiry(order.id, until=order.expires_at + timedelta(minutes=5))
+        await uow.orders.update(order.touched(START), expected_version=order.version)
+        assert await uow.orders.expired(now=held - timedelta(seconds=1), limit=10) == []
+        due = await uow.orders.expired(now=held, limit=10)
     assert [o.id for o in due] == [order.id]
 
 
@@ -172,3 +178,36 @@ async def test_payments_paid_in_a_window_of_one_channel(storage: Storage) -> Non
         stored = await uow.payments.get(inside.id)
     assert stored is not None
     assert stored.paid_at == at
+
+
+async def test_the_sweeps_read_their_partial_indexes_on_sqlite(tmp_path: Path) -> None:
+    """The sweeper and the expiry scan must never scan the tables: on SQLite a partial index
+    is used only when the query names the index's values, which a bound parameter does not."""
+    engine = open_engine(sqlite_url(tmp_path / "plans.db"))
+    await upgrade(engine)
+    storage = SqlStorage(engine)
+    statements: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    async def plan_of(read: Callable[[Any], Awaitable[object]]) -> str:
+        async with storage.transaction() as uow:
+            await read(uow)
+            statement, parameters = statements[-1]
+            conn = uow.orders._s.conn  # type: ignore[attr-defined]
+            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            return " | ".join(str(row[3]) for row in rows)
+
+    try:
+        swept = await plan_of(
+            lambda uow: uow.payments.unwatched(stale_before=START, overdue_before=START, limit=9)
+        )
+        expired = await plan_of(lambda uow: uow.orders.expired(now=START, limit=9))
+    finally:
+        await storage.close()
+    assert "USING INDEX ix_payments_live_changed" in swept, swept
+    assert "SCAN payments" not in swept, swept
+    assert "USING INDEX ix_orders_expiry_due" in expired, expired
+    assert "SCAN orders" not in expired, expired

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from payonce.domain.outcomes import LateCaptures
 from payonce.sandbox.faults import FaultSettings
+from payonce.service import outbox
 from payonce.service.context import Policy
 from payonce.service.expiry import expire_due
 from tests.integration.conftest import Live, LiveFactory
@@ -69,25 +72,33 @@ async def test_a_trade_that_will_not_close_yet_keeps_its_order_open_and_is_tried
     assert (await live.order(order))["status"] == "CLOSED"
 
 
-async def _pay_one_second_late(live: Live) -> tuple[dict[str, object], dict[str, object]]:
+async def _pay_one_second_late(
+    live: Live, *, expired_first: bool = False
+) -> tuple[dict[str, object], dict[str, object]]:
     """The shopper scans in time and pays one second after the deadline, at a provider whose
-    clock runs five seconds behind ours: it takes the payment."""
-    live.sandbox.set_faults(FaultSettings(pay_late_by_s=5))
+    clock runs five seconds behind ours: it takes the payment. ``expired_first``: payonce's
+    expiry ran a moment before, closing the order (and its trade, a close that did not hold)."""
+    live.sandbox.set_faults(FaultSettings(pay_late_by_s=5, pay_after_close_rate=1.0))
     order = await live.create_order()
     applied = await live.apply(order, "alipay", "pc")
     assert applied.status_code == 201, applied.text
     code = applied.json()["action"]["qr_code"]
     assert (await live.wallet("scan", code)).status_code == 200
     await _to_deadline(live, order, plus_s=1)
+    if expired_first:
+        assert await expire_due(live.container.deps) == 1
+        assert (await live.order(order))["status"] == "CLOSED"
     assert (await live.wallet("pay", code)).status_code == 200
     await live.sandbox.deliver_due()
+    await outbox.deliver_due(live.container.deps)  # the relay: refunds are never inline
     return order, applied.json()
 
 
+@pytest.mark.parametrize("expired_first", [False, True], ids=["open", "closed"])
 async def test_a_payment_one_second_after_the_deadline_is_refunded_and_the_order_closes(
-    live: Live,
+    live: Live, expired_first: bool
 ) -> None:
-    order, payment = await _pay_one_second_late(live)
+    order, payment = await _pay_one_second_late(live, expired_first=expired_first)
     await expire_due(live.container.deps)
 
     shopper = {"Authorization": f"Bearer {order['client_secret']}"}
@@ -101,11 +112,12 @@ async def test_a_payment_one_second_after_the_deadline_is_refunded_and_the_order
     assert [(m.kind, m.amount) for m in ledger] == [("capture", 3998), ("refund", 3998)]
 
 
+@pytest.mark.parametrize("expired_first", [False, True], ids=["open", "closed"])
 async def test_with_the_reopen_policy_a_late_payment_pays_its_order(
-    start_live: LiveFactory,
+    start_live: LiveFactory, expired_first: bool
 ) -> None:
     live = await start_live(policy=Policy(late_captures=LateCaptures.REOPEN))
-    order, payment = await _pay_one_second_late(live)
+    order, payment = await _pay_one_second_late(live, expired_first=expired_first)
     await expire_due(live.container.deps)
 
     final = await live.order(order)

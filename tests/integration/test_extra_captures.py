@@ -1,19 +1,21 @@
-"""Extra captures refund themselves: a voucher paid after another channel paid the order, and
-a voucher paid days after its order's deadline, within the bank's business-day rules."""
+"""Extra captures refund themselves (a voucher or an Alipay payment landing after another
+channel paid the order), and a voucher paid days after its order's deadline, within the bank's
+business-day rules, pays its order."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from payonce.domain.channels import Channel
 from payonce.domain.ids import PaymentId
 from payonce.domain.refund import RefundReason
-from payonce.sandbox.faults import FaultSettings
+from payonce.sandbox.faults import FaultRates, FaultSettings
 from payonce.service import outbox
 from payonce.service.expiry import expire_due
 from payonce.service.polling import poll_due
 from payonce.service.refunds import refund_extra_capture
-from tests.integration.conftest import Live
+from tests.integration.conftest import Live, LiveFactory
 from tests.integration.test_channels import _approve
 
 
@@ -68,10 +70,12 @@ async def test_a_boleto_paid_after_another_channel_paid_the_order_is_refunded_on
         1:
     ] == [("refund", 3998, boleto["refund"]["refund_no"])]
 
-    # Asked again (a replay, a second worker): the provider is asked for the same refund number,
-    # and no money moves twice.
+    # Asked again once refunded (a replay, a second worker): nothing is asked of the provider.
+    # (A refund whose answer was lost is asked again by number: see the test further down.)
+    calls = len(live.sandbox.calls(boleto["out_trade_no"]))
     again = await refund_extra_capture(deps, PaymentId(boleto["id"]), RefundReason.DUPLICATE)
     assert again.status.value == "REFUNDED"
+    assert len(live.sandbox.calls(boleto["out_trade_no"])) == calls
     refunds = [m for m in live.sandbox.ledger() if m.kind == "refund"]
     assert len(refunds) == 1
     out_trade_nos = [p["out_trade_no"] for p in by_channel.values()]
@@ -98,12 +102,14 @@ async def test_a_boleto_due_on_saturday_and_paid_on_monday_pays_its_order(live: 
     # A Saturday due date is payable without charges up to the end of Monday (São Paulo).
     assert action_expires == datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
-    # Past the order's own deadline, the weekend: the voucher keeps its order open.
+    # Past the order's own deadline, the weekend: the voucher keeps its order open, and the
+    # order's deadline stays its own (no new trade may open now).
     await _walk_to(live, _sao_paulo(29, 20))
     assert await expire_due(deps) == 0
     current = await live.order(order)
-    assert current["status"] == "UNPAID"
-    assert datetime.fromisoformat(current["expires_at"]) > action_expires
+    assert (current["status"], current["expires_at"]) == ("UNPAID", order["expires_at"])
+    refused = await live.apply(order, "paypal", "pc")
+    assert (refused.status_code, refused.json()["code"]) == (409, "order_expired")
 
     await _walk_to(live, _sao_paulo(30, 10))  # Monday, 10:00: paid at the bank
     paid = await live.wallet("pay", voucher.json()["action"]["digitable_line"])
@@ -130,8 +136,13 @@ async def test_an_unpaid_voucher_s_order_closes_once_the_voucher_can_no_longer_b
     order = await live.create_order(currency="BRL")
     voucher = await live.apply(order, "boleto", "pc")
     assert voucher.status_code == 201, voucher.text
-    expires = datetime.fromisoformat((await live.order(order))["expires_at"])
-    await _walk_to(live, expires)
+    payable_until = datetime.fromisoformat(voucher.json()["action"]["expires_at"])
+    await _walk_to(live, datetime.fromisoformat(order["expires_at"]))
+    assert await expire_due(deps) == 0  # the voucher may still be paid
+    settled_by = payable_until + deps.policy.settle_windows[Channel.BOLETO]
+    await _walk_to(live, settled_by - timedelta(seconds=1))
+    assert await expire_due(deps) == 0
+    await _walk_to(live, settled_by)
     assert await expire_due(deps) == 1
     final: dict[str, Any] = await live.order(order)
     assert final["status"] == "CLOSED"
@@ -198,4 +209,38 @@ async def test_alipay_landing_before_the_paypal_approval_pays_and_paypal_never_c
     assert (final["status"], final["paid_payment_id"]) == ("READY_FOR_SHIPMENT", alipay["id"])
     ledger = [(m.channel, m.kind) for m in live.sandbox.ledger()]
     assert ledger == [("alipay", "capture")]
+    assert _net(live, [alipay["out_trade_no"], paypal["out_trade_no"]]) == order["amount"]
+
+
+async def test_a_refund_whose_answer_was_lost_is_confirmed_and_never_repeated(
+    start_live: LiveFactory,
+) -> None:
+    live = await start_live(provider_timeout_s=0.3)
+    deps = live.container.deps
+    order, alipay, paypal = await _alipay_scanned_then_paypal(live)
+    await _approve(live, paypal["action"]["redirect_url"])
+    live.sandbox.set_faults(
+        FaultSettings(
+            pay_after_close_rate=1.0,
+            channels={"alipay": FaultRates(refund_timeout_rate=1.0)},
+            timeout_hold_s=1.0,
+        )
+    )
+    assert (await live.wallet("pay", alipay["action"]["qr_code"])).status_code == 200
+    await live.sandbox.deliver_due()
+    await outbox.deliver_due(deps)  # the refund is made, its answer is lost
+
+    by_channel = {p["channel"]: p for p in await live.payments(order)}
+    assert by_channel["alipay"]["status"] == "REFUNDING"
+    assert by_channel["alipay"]["refund"]["status"] == "REQUESTED"
+    assert [m.kind for m in live.sandbox.ledger(alipay["out_trade_no"])] == ["capture", "refund"]
+
+    live.sandbox.set_faults(FaultSettings())
+    live.clock.advance(deps.policy.outbox_backoff_max)
+    await outbox.deliver_due(deps)  # asked again with the same number: Alipay says it is done
+
+    by_channel = {p["channel"]: p for p in await live.payments(order)}
+    assert by_channel["alipay"]["status"] == "REFUNDED"
+    assert by_channel["alipay"]["refund"]["status"] == "SUCCEEDED"
+    assert [m.kind for m in live.sandbox.ledger(alipay["out_trade_no"])] == ["capture", "refund"]
     assert _net(live, [alipay["out_trade_no"], paypal["out_trade_no"]]) == order["amount"]

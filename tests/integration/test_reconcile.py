@@ -10,10 +10,12 @@ from payonce.domain.channels import Channel
 from payonce.domain.ids import PaymentId
 from payonce.domain.money import Money
 from payonce.domain.payment import PaymentStatus
-from payonce.sandbox.faults import FaultSettings
+from payonce.sandbox.faults import FaultRates, FaultSettings
+from payonce.service import outbox
 from payonce.service.reconcile import BreakKind, DailyReconciliation, reconcile
 from tests.integration.conftest import Live
-from tests.integration.test_channels import _scan_and_pay, ready
+from tests.integration.test_channels import _approve, _scan_and_pay, ready
+from tests.integration.test_extra_captures import _alipay_scanned_then_paypal
 
 
 async def test_a_day_with_a_lost_capture_and_a_foreign_refund(live: Live) -> None:
@@ -121,3 +123,37 @@ async def test_a_capture_we_hold_that_the_statement_does_not_show_is_reported(
     # Another day, or another channel, does not show it.
     assert (await reconcile(deps, Channel.ALIPAY, day - timedelta(days=1))).breaks == ()
     assert (await reconcile(deps, Channel.WECHAT, day)).breaks == ()
+
+
+async def test_an_extra_capture_whose_refund_kept_failing_is_refunded_by_reconciliation(
+    live: Live,
+) -> None:
+    deps = live.container.deps
+    day = live.clock.now().date()
+    order, alipay, paypal = await _alipay_scanned_then_paypal(live)
+    await _approve(live, paypal["action"]["redirect_url"])
+    live.sandbox.set_faults(
+        FaultSettings(
+            pay_after_close_rate=1.0, channels={"alipay": FaultRates(refund_error_rate=1.0)}
+        )
+    )
+    assert (await live.wallet("pay", alipay["action"]["qr_code"])).status_code == 200
+    await live.sandbox.deliver_due()
+    await outbox.deliver_due(deps)  # the refund is refused: retried later by the relay
+    assert [m.kind for m in live.sandbox.ledger(alipay["out_trade_no"])] == ["capture"]
+
+    live.sandbox.set_faults(FaultSettings())
+    live.clock.advance(timedelta(days=1))
+    result = await reconcile(deps, Channel.ALIPAY, day)
+    [extra] = result.breaks
+    assert (extra.kind, extra.out_trade_no, extra.repaired) == (
+        BreakKind.EXTRA_NOT_REFUNDED,
+        alipay["out_trade_no"],
+        True,
+    )
+    assert [m.kind for m in live.sandbox.ledger(alipay["out_trade_no"])] == ["capture", "refund"]
+    await outbox.deliver_due(deps)  # the relay's retry now finds it refunded: no second refund
+    assert [m.kind for m in live.sandbox.ledger(alipay["out_trade_no"])] == ["capture", "refund"]
+    again = await reconcile(deps, Channel.ALIPAY, day)
+    assert again.breaks == ()
+    assert (await live.order(order))["paid_payment_id"] == paypal["id"]

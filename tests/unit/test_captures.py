@@ -57,6 +57,19 @@ def _capture(
     return reaction.payment.applied, event.topic, event.payload.get("reason")
 
 
+def _reopens(order: Order, *, policy: LateCaptures, late: bool = True) -> object:
+    offset = timedelta(seconds=1 if late else -1)
+    reaction = react(
+        _paying(order),
+        TradeCaptured("T1", order.expires_at + offset),
+        order=order,
+        order_has_applied=False,
+        now=order.expires_at + timedelta(minutes=1),
+        late_captures=policy,
+    )
+    return reaction.events[0].payload.get("reopens")
+
+
 def test_a_capture_made_before_the_deadline_applies_even_when_its_news_comes_after() -> None:
     applied = _capture(_order(), paid_at_offset=-timedelta(seconds=1))
     assert applied == (True, Topic.PAYMENT_SUCCEEDED, None)
@@ -96,6 +109,8 @@ def test_the_reopen_policy_applies_a_late_capture_but_never_a_duplicate() -> Non
     reopen = LateCaptures.REOPEN
     late = _capture(_order(OrderStatus.CLOSED), paid_at_offset=timedelta(seconds=1), policy=reopen)
     assert late == (True, Topic.PAYMENT_SUCCEEDED, None)
+    assert _reopens(_order(OrderStatus.CLOSED), policy=reopen) is True
+    assert _reopens(_order(), policy=reopen, late=False) is None
     duplicate = _capture(_order(), paid_at_offset=None, has_applied=True, policy=reopen)
     assert duplicate[2] == "duplicate"
 

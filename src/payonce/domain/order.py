@@ -94,16 +94,9 @@ class Order:
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
 
-    def touched(self, now: datetime, *, payable_until: datetime | None = None) -> Order:
-        """The same order one version on: one of its payments changed.
-
-        ``payable_until``: that payment can be paid until then and cannot be withdrawn (a
-        voucher), so the order stays open that long; its deadline only ever moves later.
-        """
-        expires_at = self.expires_at
-        if payable_until is not None and payable_until > expires_at:
-            expires_at = payable_until
-        return replace(self, version=self.version + 1, updated_at=now, expires_at=expires_at)
+    def touched(self, now: datetime) -> Order:
+        """The same order one version on: one of its payments changed."""
+        return replace(self, version=self.version + 1, updated_at=now)
 
     def moved_to(
         self, target: OrderStatus, *, now: datetime, paid_payment_id: PaymentId | None = None

@@ -97,6 +97,15 @@ class Reaction:
         return self.payment is not before
 
 
+def _deadline(payment: Payment, order: Order) -> datetime:
+    """Until when a payment of this trade pays its order: the order's deadline, or for a trade
+    that cannot be withdrawn (a voucher) its own last payable instant, when that is later."""
+    action = payment.action
+    if payment.closable or action is None or action.expires_at is None:
+        return order.expires_at
+    return max(order.expires_at, action.expires_at)
+
+
 def react(
     payment: Payment,
     outcome: Outcome,
@@ -163,7 +172,7 @@ def react(
             if payment.status in _SETTLED:
                 return Reaction(payment)
             late = order.status is OrderStatus.CLOSED or (
-                paid_at is not None and paid_at >= order.expires_at
+                paid_at is not None and paid_at >= _deadline(payment, order)
             )
             duplicate = order_has_applied or order.status is OrderStatus.READY_FOR_SHIPMENT
             refused_late = late and late_captures is LateCaptures.REFUND
@@ -177,7 +186,11 @@ def react(
                 paid_at=paid_at or now,
             )
             if applies:
-                return Reaction(paid, (Event.about(Topic.PAYMENT_SUCCEEDED, paid, now),))
+                # A late capture applied (the reopen policy) reopens its order if it closed:
+                # decided here, once, and carried by the event to the order side.
+                details = {"reopens": True} if late else {}
+                succeeded = Event.about(Topic.PAYMENT_SUCCEEDED, paid, now, **details)
+                return Reaction(paid, (succeeded,))
             reason = "duplicate" if duplicate else "late"
             extra = Event.about(Topic.PAYMENT_EXTRA_CAPTURED, paid, now, reason=reason)
             return Reaction(paid, (extra,))

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 Pass = Callable[[Deps], Awaitable[int]]
 
+# How often the reconciliation loop looks for a day (or a retry) that is due.
+RECONCILE_INTERVAL_S = 60.0
+
 
 def passes() -> tuple[tuple[str, Pass], ...]:
     """The passes of one loop. Each takes what is due now and returns how many it handled;
@@ -29,12 +32,34 @@ def passes() -> tuple[tuple[str, Pass], ...]:
         ("trade polls", poll_due),
         ("expiry", expire_due),
         ("sweeper", sweep),
-        ("reconciliation", DailyReconciliation()),
     )
+
+
+async def reconcile_forever(container: Container, interval_s: float) -> None:
+    """The daily reconciliation, in its own loop: a statement download or its repairs never
+    hold up the relay, the polls or the expiry."""
+    daily = DailyReconciliation()
+    while True:
+        try:
+            await daily(container.deps)
+        except Exception:
+            log.exception("reconciliation pass failed")
+        await asyncio.sleep(interval_s)
 
 
 async def work_forever(container: Container, interval_s: float) -> None:
     """Run every pass, again and again, until cancelled; a failed pass never stops the loop."""
+    reconciling = asyncio.create_task(
+        reconcile_forever(container, RECONCILE_INTERVAL_S), name="reconciliation"
+    )
+    try:
+        await _passes_forever(container, interval_s)
+    finally:
+        reconciling.cancel()
+        await asyncio.gather(reconciling, return_exceptions=True)
+
+
+async def _passes_forever(container: Container, interval_s: float) -> None:
     loop = passes()
     while True:
         for name, work in loop:

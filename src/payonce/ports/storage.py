@@ -34,12 +34,15 @@ class OrderRepository(Protocol):
         """Unpaid orders past their deadline whose expiry is due, soonest first.
 
         Served by an index over unpaid orders only: the cost follows the orders due, not the
-        table. An order whose expiry was postponed is not due again before then.
+        table. An order whose expiry was postponed is not due again before then. PostgreSQL
+        locks the rows it answers and skips rows others hold, so workers that postpone what
+        they took in the same transaction (a claim) take disjoint orders.
         """
         ...
 
     async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
-        """Look at this unpaid order's expiry again at ``until`` (a trade would not close yet)."""
+        """Look at this unpaid order's expiry again not before ``until`` (a trade would not
+        close yet, or a voucher may still be paid); it never moves earlier."""
         ...
 
 

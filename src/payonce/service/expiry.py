@@ -34,6 +34,8 @@ async def expire_due(deps: Deps) -> int:
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
         due = await uow.orders.expired(now=now, limit=BATCH)
+        for order in due:  # taken: not due again for others while this pass works on it
+            await uow.orders.postpone_expiry(order.id, until=now + deps.policy.expiry_retry)
     closed = 0
     for order in due:
         try:

@@ -6,7 +6,6 @@ import logging
 
 from payonce.domain.events import Event, Topic
 from payonce.domain.order import Order, OrderStatus
-from payonce.domain.outcomes import LateCaptures
 from payonce.errors import StaleVersion
 from payonce.service.context import Deps
 from payonce.service.recording import cache_order_state, publish
@@ -17,8 +16,8 @@ log = logging.getLogger(__name__)
 class OrderInbox:
     """The built-in order service, reached in-process. Moves an order to READY_FOR_SHIPMENT.
 
-    It can always fulfil an order, so under the "reopen" late-capture policy a closed order
-    that a late capture paid is reopened as paid.
+    It can always fulfil an order, so a closed order that a late capture paid under the
+    "reopen" policy (the event says so) is reopened as paid.
     """
 
     name = "orders"
@@ -52,10 +51,7 @@ class OrderInbox:
             if order is None:
                 log.error("payment.succeeded %s for an unknown order %s", event.id, event.order_id)
                 return None
-            reopens = (
-                order.status is OrderStatus.CLOSED
-                and deps.policy.late_captures is LateCaptures.REOPEN
-            )
+            reopens = order.status is OrderStatus.CLOSED and event.payload.get("reopens") is True
             if order.status is not OrderStatus.UNPAID and not reopens:
                 log.error(
                     "payment.succeeded %s for order %s in %s: not applied",

@@ -18,9 +18,9 @@ from payonce.service.context import Deps
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
-# Events of one pass delivered at once: a slow consumer (a webhook that waits out its time-out)
-# must not keep a batch past its claim's lease, when other relays would take it again.
+BATCH = 100  # at most this many events per pass
+# Events claimed and delivered at once: a slow consumer (a webhook that waits out its time-out)
+# must not keep a claim past its lease, when other relays would take it again.
 CONCURRENCY = 8
 
 
@@ -39,25 +39,30 @@ async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
     dies mid-way leaves its events due again when the lease ends. Consumers still deduplicate
     on the event id, so a delivery repeated after a lapsed lease is a no-op, not a repeat.
     """
-    now = deps.clock.now()
-    async with deps.storage.transaction() as uow:
-        entries = await uow.outbox.claim(
-            now=now, until=now + deps.policy.outbox_claim_lease, limit=BATCH, order_id=order_id
+    delivered = taken = 0
+    while taken < BATCH:
+        # A few at a time, each claim's lease covering one round of attempts: events claimed
+        # long before their turn would outlive their lease and be taken by another relay.
+        now = deps.clock.now()
+        async with deps.storage.transaction() as uow:
+            entries = await uow.outbox.claim(
+                now=now,
+                until=now + deps.policy.outbox_claim_lease,
+                limit=CONCURRENCY,
+                order_id=order_id,
+            )
+        outcomes = await asyncio.gather(
+            *(_deliver(deps, e) for e in entries), return_exceptions=True
         )
-    if len(entries) == 1:  # the usual case right after a commit
-        return int(await _deliver(deps, entries[0]))
-    slots = asyncio.Semaphore(CONCURRENCY)
-
-    async def deliver(entry: OutboxEntry) -> bool:
-        async with slots:
-            return await _deliver(deps, entry)
-
-    outcomes = await asyncio.gather(*(deliver(e) for e in entries), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            # The others finished first; what this one claimed is due again after its lease.
-            raise outcome
-    return sum(1 for outcome in outcomes if outcome is True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                # The others finished first; what this one claimed is due again after its lease.
+                raise outcome
+        delivered += sum(1 for outcome in outcomes if outcome is True)
+        taken += len(entries)
+        if len(entries) < CONCURRENCY:
+            break
+    return delivered
 
 
 async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:

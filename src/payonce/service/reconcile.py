@@ -10,16 +10,19 @@ payonce never asked for) is reported, never guessed at: those are for a person t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from payonce.domain.channels import Channel
+from payonce.domain.channels import Channel, can_close
 from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.refund import RefundReason
 from payonce.errors import ChannelUnsupported, ProviderUnavailable
 from payonce.ports.provider import StatementLine
 from payonce.service.context import Deps, order_lock_key
+from payonce.service.refunds import refund_extra_capture
 from payonce.service.trades import sync_with_provider
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class BreakKind(StrEnum):
     REFUND_UNRECORDED = "refund_unrecorded"
     # A capture we hold that the provider's statement of its day does not show.
     CAPTURE_MISSING = "capture_missing"
+    # A capture that did not pay its order and is not refunded yet (its refund keeps failing).
+    EXTRA_NOT_REFUNDED = "extra_not_refunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +144,9 @@ async def _check(
             + (" and pays its order" if payment.applied else ""),
         )
     if payment.status in CAPTURED:
-        return None
+        if payment.applied or payment.status is PaymentStatus.REFUNDED:
+            return None
+        return await _refund_extra(deps, payment, broken, repair=repair)
     if not repair:
         return broken(BreakKind.CAPTURE_UNRECORDED, f"our record is {payment.status.value}")
     repaired = await _ask_again(deps, payment)
@@ -151,10 +158,37 @@ async def _check(
     )
 
 
+async def _refund_extra(
+    deps: Deps, payment: Payment, broken: Callable[..., Break], *, repair: bool
+) -> Break:
+    """An extra capture still not refunded once its day is over: refund it now (the same refund
+    number as every earlier attempt, so the money moves at most once), and say so."""
+    if not repair:
+        return broken(BreakKind.EXTRA_NOT_REFUNDED, f"our record is {payment.status.value}")
+    async with deps.storage.transaction() as uow:
+        refund = await uow.refunds.for_payment(payment.id)
+    reason = refund.reason if refund is not None else RefundReason.DUPLICATE
+    try:
+        refunded = await refund_extra_capture(deps, payment.id, reason)
+    except Exception as error:  # the refund keeps failing: a person must look at it
+        return broken(BreakKind.EXTRA_NOT_REFUNDED, f"refund failed again: {error}")
+    return broken(
+        BreakKind.EXTRA_NOT_REFUNDED,
+        f"refunded now; our record is {refunded.status.value}",
+        repaired=refunded.status is PaymentStatus.REFUNDED,
+    )
+
+
 async def _missing_captures(
     deps: Deps, channel: Channel, day: date, zone: tzinfo, lines: list[StatementLine]
 ) -> list[Break]:
-    """Our captures of that day (the statement's calendar) that the statement does not show."""
+    """Our captures of that day (the statement's calendar) that the statement does not show.
+
+    Not for a channel that bills a capture on another day than it was paid (a voucher is billed
+    on its clearing day, days after the shopper paid at the bank): those are not looked for.
+    """
+    if not can_close(channel):
+        return []
     start = datetime.combine(day, time(0), tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     async with deps.storage.transaction() as uow:
@@ -182,42 +216,50 @@ async def _ask_again(deps: Deps, payment: Payment) -> Payment:
         ttl_s=deps.policy.lock_ttl_s,
         wait_s=deps.policy.lock_wait_s,
     ) as lease:
-        return await sync_with_provider(deps, payment, lease)
+        async with deps.storage.transaction() as uow:
+            current = await uow.payments.get(payment.id)  # as it is now, under the lock
+        return await sync_with_provider(deps, current or payment, lease)
 
 
 class DailyReconciliation:
-    """The worker's daily pass: each channel's previous day, once its statement is ready.
+    """The worker's daily pass: each channel's recent days, each once its statement is ready.
 
     A day is taken once it has ended in every channel's time zone, with time for the bill to
-    be made (noon UTC of the next day). Repairs are idempotent, so two workers reconciling the
-    same day do no harm; a day whose statement is not ready yet is tried on a later pass.
+    be made (noon UTC of the next day). The last ``LOOKBACK`` days are covered, so a day missed
+    while no worker ran, or whose bill came late, is still reconciled. Repairs are idempotent,
+    so two workers reconciling the same day do no harm; a statement that is not ready is asked
+    for again ``RETRY`` later.
     """
 
     RETRY = timedelta(minutes=10)
+    LOOKBACK = 3
 
     def __init__(self) -> None:
-        self._done: dict[Channel, date] = {}
+        self._done: set[tuple[Channel, date]] = set()
         self._retry_at: dict[Channel, datetime] = {}
 
     async def __call__(self, deps: Deps) -> int:
+        """Reconcile what is due; returns how many breaks remain in what it reconciled."""
         now = deps.clock.now()
-        day = (now - timedelta(hours=12)).date() - timedelta(days=1)
+        latest = (now - timedelta(hours=12)).date() - timedelta(days=1)
+        days = [latest - timedelta(days=back) for back in range(self.LOOKBACK - 1, -1, -1)]
         breaks = 0
         for channel in deps.providers:
-            if self._done.get(channel, date.min) >= day:
+            if now < self._retry_at.get(channel, now):
                 continue
-            if channel in self._retry_at and now < self._retry_at[channel]:
-                continue
-            try:
-                result = await reconcile(deps, channel, day)
-            except ProviderUnavailable as error:
-                log.info("statement of %s for %s not ready: %s", channel.value, day, error)
-                self._retry_at[channel] = now + self.RETRY
-                continue
-            except Exception:
-                log.exception("reconciliation of %s for %s failed", channel.value, day)
-                self._retry_at[channel] = now + self.RETRY
-                continue
-            self._done[channel] = day
-            breaks += len(result.remaining)
+            for day in days:
+                if (channel, day) in self._done:
+                    continue
+                try:
+                    result = await reconcile(deps, channel, day)
+                except ProviderUnavailable as error:
+                    log.info("statement of %s for %s not ready: %s", channel.value, day, error)
+                    self._retry_at[channel] = now + self.RETRY
+                    break
+                except Exception:
+                    log.exception("reconciliation of %s for %s failed", channel.value, day)
+                    self._retry_at[channel] = now + self.RETRY
+                    break
+                self._done.add((channel, day))
+                breaks += len(result.remaining)
         return breaks

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from payonce.domain.channels import Channel, Platform
+from payonce.domain.events import Topic
 from payonce.domain.ids import OrderId, PaymentId
 from payonce.domain.order import Order, OrderStatus
 from payonce.domain.outcomes import CloseRequested, Outcome, Reaction, react
@@ -155,8 +156,11 @@ async def _write(
                 if not reaction.changed(payment):
                     return payment
                 await uow.payments.update(reaction.payment, expected_version=payment.version)
-                touched = order.touched(now, payable_until=_holds_order_until(deps, reaction))
+                touched = order.touched(now)
                 await uow.orders.update(touched, expected_version=order.version)
+                held_until = _holds_order_until(deps, reaction)
+                if held_until is not None:
+                    await uow.orders.postpone_expiry(order.id, until=held_until)
                 for event in reaction.events:
                     await uow.outbox.add(event, now=now)
         except (StaleVersion, DuplicateKey):
@@ -167,8 +171,9 @@ async def _write(
 
 
 def _holds_order_until(deps: Deps, reaction: Reaction) -> datetime | None:
-    """How long a trade that cannot be withdrawn keeps its order open: a voucher can be paid
-    until its last payable instant, and its bank's clearing confirms it days later."""
+    """How long a trade that cannot be withdrawn keeps its order from expiring: a voucher can be
+    paid until its last payable instant, and its bank's clearing confirms it days later. The
+    order's deadline stays as it was: no new trade opens after it."""
     payment = reaction.payment
     window = deps.policy.settle_windows.get(payment.channel)
     if payment.closable or payment.status is not PaymentStatus.PAYING or window is None:
@@ -182,7 +187,9 @@ async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:
     payment = reaction.payment
     await cache_payment(deps, payment)
     await publish(deps, order, payment)
-    if reaction.events:
+    if any(event.topic is Topic.PAYMENT_SUCCEEDED for event in reaction.events):
+        # The order service is told at once. An extra capture's refund is left to the relay:
+        # a provider call that must not run while our caller holds the order's lock.
         await outbox.deliver_due(deps, order_id=order.id)
 
 

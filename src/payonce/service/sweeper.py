@@ -43,6 +43,20 @@ async def sweep(deps: Deps) -> int:
                 swept += 1
             except Exception:
                 log.exception("sweep of payment %s failed", payment.id)
+                await _watch_again(deps, payment)
+
+
+async def _watch_again(deps: Deps, payment: Payment) -> None:
+    """A sweep that failed (the lock busy, the provider down) leaves a poll job due later, so
+    the trade is neither lost nor retried on every pass ahead of the others."""
+    async with deps.storage.transaction() as uow:
+        job = await uow.polls.get(payment.id)
+        await uow.polls.schedule(
+            payment.id,
+            payment.order_id,
+            due_at=deps.clock.now() + deps.policy.sweep_overdue,
+            attempts=job.attempts if job is not None else 0,
+        )
 
 
 async def _sweep_one(deps: Deps, payment: Payment) -> None:
@@ -54,8 +68,12 @@ async def _sweep_one(deps: Deps, payment: Payment) -> None:
     ) as lease:
         async with deps.storage.transaction() as uow:
             job = await uow.polls.get(payment.id)
+            current = await uow.payments.get(payment.id)  # as it is now, under the lock
         attempts = job.attempts if job is not None else 0
-        current = await sync_with_provider(deps, payment, lease)
+        if current is None:
+            return
+        if current.is_live:
+            current = await sync_with_provider(deps, current, lease)
         async with deps.storage.transaction() as uow:
             if current.is_live:
                 await uow.polls.schedule(

@@ -258,7 +258,23 @@ class AlipayProvider:
         )
         if response.get("code") != SUCCESS:
             raise self._failure("refund", response)
-        return RefundResult(refund_no, amount, completed=response.get("fund_change") == "Y")
+        if response.get("fund_change") == "Y":
+            return RefundResult(refund_no, amount, completed=True)
+        # No money moved on this call: a repeat of a refund made before (its answer lost), or
+        # one still in progress. Alipay's rule: the refund query says which.
+        found = await self._call(
+            "refund query",
+            lambda: self._sdk.api_alipay_trade_fastpay_refund_query(
+                refund_no, out_trade_no=out_trade_no
+            ),
+        )
+        if found.get("code") != SUCCESS:
+            raise self._failure("refund query", found)
+        done = (
+            found.get("refund_status") == "REFUND_SUCCESS"
+            and found.get("refund_amount") == amount.to_decimal_string()
+        )
+        return RefundResult(refund_no, amount, completed=done)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         try:

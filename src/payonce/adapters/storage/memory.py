@@ -73,8 +73,6 @@ class _Orders:
         if current is None or current.version != expected_version:
             raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
         self._st.orders[order.id] = order
-        checks = self._st.expiry_checks
-        checks[order.id] = max(checks.get(order.id, order.expires_at), order.expires_at)
 
     async def expired(self, *, now: datetime, limit: int) -> list[Order]:
         due = [
@@ -86,7 +84,7 @@ class _Orders:
 
     async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
         if order_id in self._st.orders:
-            self._st.expiry_checks[order_id] = until
+            self._st.expiry_checks[order_id] = max(self._st.expiry_checks[order_id], until)
 
 
 class _Payments:

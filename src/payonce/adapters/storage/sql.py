@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, exc, or_, select, update
+from sqlalchemy import BindParameter, bindparam, delete, exc, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +37,13 @@ from payonce.ports.storage import IdempotencyRecord, IdempotencyState, PollJob
 LIVE_VALUES = sorted(status.value for status in LIVE_STATUSES)
 
 
+def _literal(name: str, value: object) -> BindParameter[Any]:
+    """A constant written into the SQL itself: a partial index is used only by a query whose
+    predicate names its values (SQLite never matches bound ones; PostgreSQL's generic plans
+    neither)."""
+    return bindparam(name, value, expanding=isinstance(value, list), literal_execute=True)
+
+
 class _Orders:
     def __init__(self, session: Session) -> None:
         self._s = session
@@ -55,14 +62,7 @@ class _Orders:
         result = await self._s.execute(
             update(orders)
             .where(orders.c.id == order.id, orders.c.version == expected_version)
-            .values(
-                **rows.order_to_row(order),
-                # A deadline moved later (a voucher's) moves the expiry check with it.
-                expiry_check_at=case(
-                    (orders.c.expiry_check_at < order.expires_at, order.expires_at),
-                    else_=orders.c.expiry_check_at,
-                ),
-            )
+            .values(**rows.order_to_row(order))
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleVersion(f"order {order.id} is no longer at version {expected_version}")
@@ -70,15 +70,19 @@ class _Orders:
     async def expired(self, *, now: datetime, limit: int) -> list[Order]:
         query = (
             select(orders)
-            .where(orders.c.status == "UNPAID", orders.c.expiry_check_at <= now)
+            .where(orders.c.status == _literal("unpaid", "UNPAID"), orders.c.expiry_check_at <= now)
             .order_by(orders.c.expiry_check_at, orders.c.id)
             .limit(limit)
         )
+        if self._s.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # another worker's: skipped
         return [rows.order_from_row(row) for row in (await self._s.execute(query)).mappings()]
 
     async def postpone_expiry(self, order_id: OrderId, *, until: datetime) -> None:
         await self._s.execute(
-            update(orders).where(orders.c.id == order_id).values(expiry_check_at=until)
+            update(orders)
+            .where(orders.c.id == order_id, orders.c.expiry_check_at < until)
+            .values(expiry_check_at=until)
         )
 
 
@@ -124,7 +128,7 @@ class _Payments:
             select(payments)
             .outerjoin(job, job.c.payment_id == payments.c.id)
             .where(
-                payments.c.status.in_(LIVE_VALUES),
+                payments.c.status.in_(_literal("live", LIVE_VALUES)),
                 payments.c.updated_at <= stale_before,
                 or_(job.c.payment_id.is_(None), job.c.due_at <= overdue_before),
             )

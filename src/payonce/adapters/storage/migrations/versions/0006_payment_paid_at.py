@@ -19,10 +19,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("payments") as batch:
         batch.add_column(sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True))
-    # Captures recorded before: their last change is the best record of when they were paid.
-    op.execute(
-        "UPDATE payments SET paid_at = updated_at WHERE status IN ('PAID', 'REFUNDING', 'REFUNDED')"
-    )
+    # Captures recorded before: a PAID one's last change was its capture. A refunded one's was
+    # its refund, so when it was paid is unknown (NULL): reconciliation does not look for it.
+    op.execute("UPDATE payments SET paid_at = updated_at WHERE status = 'PAID'")
     op.create_index("ix_payments_channel_paid_at", "payments", ["channel", "paid_at"])
 
 
