@@ -97,6 +97,18 @@ async def test_unwatched_payments_are_live_stale_and_without_a_timely_poll(
             )
             == 1
         )
+        # Batches go on from the last one taken, never from the start again.
+        window = {
+            "stale_before": START + timedelta(minutes=10),
+            "overdue_before": START + timedelta(minutes=5),
+        }
+        [first] = await uow.payments.unwatched(**window, limit=1)
+        [second] = await uow.payments.unwatched(
+            **window, limit=5, after=(first.updated_at, first.id)
+        )
+        assert {first.id, second.id} == {unpolled.id, overdue.id}
+        after_both = (second.updated_at, second.id)
+        assert await uow.payments.unwatched(**window, limit=5, after=after_both) == []
         # A poll job that is late but within the overdue margin is still trusted.
         assert [
             p.id

@@ -62,10 +62,16 @@ class PaymentRepository(Protocol):
     async def update(self, payment: Payment, *, expected_version: int) -> None: ...
 
     async def unwatched(
-        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+        self,
+        *,
+        stale_before: datetime,
+        overdue_before: datetime,
+        limit: int,
+        after: tuple[datetime, PaymentId] | None = None,
     ) -> list[Payment]:
         """Live payments unchanged since ``stale_before`` whose poll job is missing or was due
         before ``overdue_before``, least recently changed first: what the sweeper takes.
+        ``after``: the (updated_at, id) of the last one of the previous batch, to go on from.
 
         Served by an index over live payments only: its cost does not grow with the table.
         """

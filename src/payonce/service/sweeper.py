@@ -11,7 +11,9 @@ trades only, so its cost follows them, never the size of the payments table.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from payonce.domain.ids import PaymentId
 from payonce.domain.payment import Payment
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.trades import sync_with_provider
@@ -24,20 +26,22 @@ BATCH = 100
 async def sweep(deps: Deps) -> int:
     """Ask about every unwatched live trade and watch it again; returns how many were swept."""
     swept = 0
-    seen: set[str] = set()
+    now = deps.clock.now()
+    after: tuple[datetime, PaymentId] | None = None
     while True:
-        now = deps.clock.now()
+        # One pass walks the index once, each batch going on from the last (never from the
+        # start again, past the trades it just took).
         async with deps.storage.transaction() as uow:
             batch = await uow.payments.unwatched(
                 stale_before=now - deps.policy.sweep_after,
                 overdue_before=now - deps.policy.sweep_overdue,
                 limit=BATCH,
+                after=after,
             )
-        batch = [payment for payment in batch if payment.id not in seen]
         if not batch:
             return swept
+        after = (batch[-1].updated_at, batch[-1].id)
         for payment in batch:
-            seen.add(payment.id)
             try:
                 await _sweep_one(deps, payment)
                 swept += 1

@@ -138,7 +138,12 @@ class _Payments:
         self._st.payments[payment.id] = payment
 
     async def unwatched(
-        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+        self,
+        *,
+        stale_before: datetime,
+        overdue_before: datetime,
+        limit: int,
+        after: tuple[datetime, PaymentId] | None = None,
     ) -> list[Payment]:
         found = []
         for payment in self._st.payments.values():
@@ -147,6 +152,7 @@ class _Payments:
                 payment.is_live
                 and payment.updated_at <= stale_before
                 and (job is None or job.due_at <= overdue_before)
+                and (after is None or (payment.updated_at, payment.id) > after)
             ):
                 found.append(payment)
         found.sort(key=lambda p: (p.updated_at, p.id))

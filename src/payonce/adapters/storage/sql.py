@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, delete, exc, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, delete, exc, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -121,7 +121,12 @@ class _Payments:
             raise StaleVersion(f"payment {payment.id} is no longer at version {expected_version}")
 
     async def unwatched(
-        self, *, stale_before: datetime, overdue_before: datetime, limit: int
+        self,
+        *,
+        stale_before: datetime,
+        overdue_before: datetime,
+        limit: int,
+        after: tuple[datetime, PaymentId] | None = None,
     ) -> list[Payment]:
         job = poll_jobs.alias("job")
         query = (
@@ -135,6 +140,14 @@ class _Payments:
             .order_by(payments.c.updated_at, payments.c.id)
             .limit(limit)
         )
+        if after is not None:
+            changed, payment_id = after
+            query = query.where(
+                or_(
+                    payments.c.updated_at > changed,
+                    and_(payments.c.updated_at == changed, payments.c.id > payment_id),
+                )
+            )
         return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
 
     async def paid_between(self, channel: str, *, start: datetime, end: datetime) -> list[Payment]:
