@@ -40,7 +40,8 @@ _ACTUAL_ROWS = re.compile(r"actual time=\S+ rows=(\d+) loops=(\d+)")
 # One repository read, given a unit of work.
 Query = Callable[[Any], Awaitable[Any]]
 # Called before each batch's read (outside the timing): the explained pass's EXPLAIN.
-Probe = Callable[[], Awaitable[None]]
+# Called before each batch's read, with where the sweeper's read goes on from (None: the start).
+Probe = Callable[[Any], Awaitable[None]]
 # Runs raw SQL statements on the database under measurement (outside any measured transaction).
 RunSql = Callable[[list[str]], None]
 
@@ -76,20 +77,24 @@ def _summary(passes: list[Pass]) -> dict[str, Any]:
 async def sweep_pass(
     storage: SqlStorage, policy: Policy, now: datetime, before_read: Probe | None = None
 ) -> Pass:
-    """Take every unwatched live payment, 100 at a time, scheduling a poll job for each."""
+    """Take every unwatched live payment, 100 at a time, scheduling a poll job for each; each
+    read goes on after the last payment of the batch before, as the sweeper's does."""
     stale_before, overdue_before = now - policy.sweep_after, now - policy.sweep_overdue
     done = Pass()
     started = time.perf_counter()
+    after = None
     while True:
         if before_read is not None:
-            await before_read()
+            await before_read(after)
         batch_start = time.perf_counter()
         async with storage.transaction() as uow:
             read_start = time.perf_counter()
             found = await uow.payments.unwatched(
-                stale_before=stale_before, overdue_before=overdue_before, limit=BATCH
+                stale_before=stale_before, overdue_before=overdue_before, limit=BATCH, after=after
             )
             done.read_s.append(time.perf_counter() - read_start)
+        if found:
+            after = (found[-1].updated_at, found[-1].id)
         if found:
             async with storage.transaction() as uow:
                 for payment in found:
@@ -115,7 +120,7 @@ async def expiry_pass(
     started = time.perf_counter()
     while True:
         if before_read is not None:
-            await before_read()
+            await before_read(None)
         batch_start = time.perf_counter()
         async with storage.transaction() as uow:
             read_start = time.perf_counter()
@@ -171,12 +176,13 @@ async def _explain(storage: SqlStorage, statement: str, params: Any) -> list[str
     return plan
 
 
-def _queries(policy: Policy, now: datetime) -> dict[str, Query]:
+def _queries(policy: Policy, now: datetime, after: Any = None) -> dict[str, Query]:
     def unwatched(uow: Any) -> Awaitable[Any]:
         return uow.payments.unwatched(
             stale_before=now - policy.sweep_after,
             overdue_before=now - policy.sweep_overdue,
             limit=BATCH,
+            after=after,
         )
 
     def expired(uow: Any) -> Awaitable[Any]:
@@ -190,17 +196,19 @@ async def explained_pass(
 ) -> dict[str, Any]:
     """One more pass, with the plan of each batch's read taken just before it: the first plan
     in full, and what every batch's read touched (PostgreSQL: time and buffers)."""
-    statement, params = await _statement(storage, _queries(policy, now)[name])
     plans: list[list[str]] = []
+    statements: list[str] = []
 
-    async def probe() -> None:
+    async def probe(after: Any) -> None:
+        statement, params = await _statement(storage, _queries(policy, now, after)[name])
+        statements.append(statement)
         plans.append(await _explain(storage, statement, params))
 
     run = sweep_pass if name == "sweeper" else expiry_pass
     await run(storage, policy, now, before_read=probe)
     per_batch = [_plan_figures(plan) for plan in plans]
     return {
-        "statement": statement,
+        "statement": statements[0],
         "plan": plans[0],
         **per_batch[0],
         "per_batch": [

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, and_, bindparam, delete, exc, or_, select, update
+from sqlalchemy import BindParameter, bindparam, delete, exc, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -142,11 +142,9 @@ class _Payments:
         )
         if after is not None:
             changed, payment_id = after
+            # A row comparison: the index's range starts right after the last one taken.
             query = query.where(
-                or_(
-                    payments.c.updated_at > changed,
-                    and_(payments.c.updated_at == changed, payments.c.id > payment_id),
-                )
+                tuple_(payments.c.updated_at, payments.c.id) > tuple_(changed, payment_id)
             )
         return [rows.payment_from_row(row) for row in (await self._s.execute(query)).mappings()]
 

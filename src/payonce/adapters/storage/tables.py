@@ -138,6 +138,7 @@ _LIVE = payments.c.status.in_(sorted(status.value for status in LIVE_STATUSES))
 Index(
     "ix_payments_live_changed",
     payments.c.updated_at,
+    payments.c.id,  # the sweeper's batches go on after the last (updated_at, id) they took
     sqlite_where=_LIVE,
     postgresql_where=_LIVE,
 )

@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_payments_live_changed",
         "payments",
-        ["updated_at"],
+        ["updated_at", "id"],
         sqlite_where=sa.text(_LIVE),
         postgresql_where=sa.text(_LIVE),
     )
