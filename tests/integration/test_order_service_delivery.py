@@ -33,16 +33,13 @@ from payonce.adapters.order_service.signing import WebhookSigner
 from payonce.adapters.order_service.webhook import OrderServiceUnavailable, OrderWebhook
 from payonce.bootstrap import bootstrap
 from payonce.config import Settings
-from payonce.domain.channels import Channel, Platform
-from payonce.domain.events import Event, Topic
-from payonce.domain.order import Order, OrderLine
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.events import Topic
 from payonce.entrypoints.web.app import create_app
 from payonce.ports.storage import ConsumerDelivery, OutboxEntry
 from payonce.service import outbox
 from payonce.service.context import Policy
-from tests.conftest import START
 from tests.integration.conftest import API_KEY, Live, NotifyOutage
+from tests.unit.test_webhook_signing import _event
 
 SECRET = "whsec_" + base64.b64encode(b"the order service's shared key!!").decode()
 HOUR = timedelta(hours=1)
@@ -375,7 +372,7 @@ async def test_no_answer_within_the_time_out_or_no_server_is_not_an_acknowledgem
     sock, closed_url = _loopback()
     sock.close()  # nothing listens there
 
-    event = _an_event()
+    event = _event()
     for url, complaint in ((slow_url, "no answer within 0.3 s"), (closed_url, "ConnectError")):
         webhook = OrderWebhook(
             url,
@@ -388,17 +385,3 @@ async def test_no_answer_within_the_time_out_or_no_server_is_not_an_acknowledgem
             await webhook.handle(event)
         await webhook.aclose()
     released.set()
-
-
-def _an_event() -> Event:
-    order = Order.create(
-        customer_id="c", currency="CNY", lines=(OrderLine("S", "Tea", 1, 1000),), now=START
-    )
-    payment = Payment.open_intent(
-        order_id=order.id,
-        channel=Channel.ALIPAY,
-        platform=Platform.PC,
-        amount=order.total,
-        now=START,
-    ).moved_to(PaymentStatus.PAID, now=START, applied=True, number=1)
-    return Event.about(Topic.PAYMENT_SUCCEEDED, payment, START)
