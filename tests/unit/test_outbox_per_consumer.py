@@ -187,3 +187,45 @@ async def test_a_pass_delivers_its_events_concurrently_within_a_bound(deps: Deps
     delivered = await asyncio.wait_for(outbox.deliver_due(deps), timeout=10)
     assert delivered == len(events)
     assert gate.most == outbox.CONCURRENCY
+
+
+class ReplayingWebhook:
+    """A consumer slow enough that an operator's replay for another consumer lands during it."""
+
+    name = "webhook"
+    topics = frozenset({Topic.PAYMENT_SUCCEEDED})
+
+    def __init__(self, deps: Deps, replay_for: str) -> None:
+        self._deps = deps
+        self._replay_for = replay_for
+        self.calls: list[str] = []
+
+    async def handle(self, event: Event) -> None:
+        self.calls.append(event.id)
+        if len(self.calls) == 1:
+            await outbox.replay(
+                self._deps.storage, event.id, now=self._deps.clock.now(), consumer=self._replay_for
+            )
+
+
+async def test_a_replay_that_lands_while_the_event_is_delivered_is_not_lost(deps: Deps) -> None:
+    [event] = await _paid_events(deps)
+    steady = Consumer("steady")
+    deps.consumers = (steady,)
+    assert await outbox.deliver_due(deps) == 1  # steady acknowledged
+    webhook = ReplayingWebhook(deps, replay_for="steady")
+    deps.consumers = (steady, webhook)
+    await outbox.replay(deps.storage, event.id, now=deps.clock.now(), consumer="webhook")
+
+    # The claim saw steady acknowledged; during the webhook's call steady is replayed.
+    assert await outbox.deliver_due(deps) == 0
+    entry = await _entry(deps, event)
+    assert entry.delivered_at is None
+    assert entry.last_error == "replayed while delivering: steady"
+    assert entry.next_attempt_at == deps.clock.now()  # due again at once
+    assert steady.calls == [event.id]
+
+    assert await outbox.deliver_due(deps) == 1
+    assert steady.calls == [event.id, event.id]  # the replay reached it
+    assert webhook.calls == [event.id]  # acknowledged once, not asked again
+    assert (await _entry(deps, event)).delivered_at is not None

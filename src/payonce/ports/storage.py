@@ -151,7 +151,10 @@ class OutboxRepository(Protocol):
         self, event_id: EventId, *, next_attempt_at: datetime, error: str
     ) -> None: ...
 
-    async def get(self, event_id: EventId) -> OutboxEntry | None: ...
+    async def get(self, event_id: EventId, *, lock: bool = False) -> OutboxEntry | None:
+        """The entry with its consumers' states. ``lock``: hold its row to the end of the
+        transaction (PostgreSQL), so a replay running at once waits for it or is seen by it."""
+        ...
 
     async def record_consumers(
         self, event_id: EventId, outcomes: Mapping[str, str | None], *, now: datetime

@@ -92,13 +92,20 @@ async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
     failures = [f"{name}: {error}" for name, error in outcomes.items() if error is not None]
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
+        # As it is now, not as claimed: a replay meanwhile may have reopened a consumer.
+        current = await uow.outbox.get(event.id, lock=True)
         await uow.outbox.record_consumers(event.id, outcomes, now=now)
-        if not failures:
+        acknowledged = (current.acknowledged_by if current is not None else frozenset()) | {
+            name for name, error in outcomes.items() if error is None
+        }
+        waiting = sorted(c.name for c in takers if c.name not in acknowledged)
+        if not failures and not waiting:
             return await uow.outbox.mark_delivered(event.id, now=now)
         await uow.outbox.mark_failed(
             event.id,
-            next_attempt_at=now + next_attempt_delay(deps, entry.attempts),
-            error="; ".join(failures)[:500],
+            # Reopened by a replay while we delivered: due again at once, for those consumers.
+            next_attempt_at=now + next_attempt_delay(deps, entry.attempts) if failures else now,
+            error="; ".join(failures or [f"replayed while delivering: {', '.join(waiting)}"])[:500],
         )
         return False
 

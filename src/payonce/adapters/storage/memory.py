@@ -224,8 +224,8 @@ class _Outbox:
             self._st.outbox[entry.event.id] = replace(entry, next_attempt_at=until)
         return taken
 
-    async def get(self, event_id: EventId) -> OutboxEntry | None:
-        return self._st.outbox.get(event_id)
+    async def get(self, event_id: EventId, *, lock: bool = False) -> OutboxEntry | None:
+        return self._st.outbox.get(event_id)  # transactions run one at a time here
 
     async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
         entry = self._st.outbox.get(event_id)

@@ -83,8 +83,11 @@ class SqlOutbox:
             )
         return taken
 
-    async def get(self, event_id: EventId) -> OutboxEntry | None:
-        found = await self._entries(select(outbox).where(outbox.c.event_id == event_id))
+    async def get(self, event_id: EventId, *, lock: bool = False) -> OutboxEntry | None:
+        query = select(outbox).where(outbox.c.event_id == event_id)
+        if lock and self._s.dialect == "postgresql":
+            query = query.with_for_update()  # a replay updates this row first: it waits, or we do
+        found = await self._entries(query)
         return found[0] if found else None
 
     async def mark_delivered(self, event_id: EventId, *, now: datetime) -> bool:
