@@ -12,6 +12,7 @@ from payonce.domain.channels import Channel
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import OrderId
 from payonce.domain.outcomes import LateCaptures
+from payonce.domain.payment import Payment
 from payonce.ports.cache import Cache
 from payonce.ports.clock import Clock
 from payonce.ports.feed import Feed
@@ -85,6 +86,15 @@ class Policy:
     settle_windows: Mapping[Channel, timedelta] = field(
         default_factory=lambda: {Channel.BOLETO: timedelta(days=7)}
     )
+
+    def settles_by(self, payment: Payment) -> datetime | None:
+        """Until when a trade that cannot be withdrawn (a voucher) may still turn into money:
+        its last payable instant, plus its bank's clearing window. None for other trades."""
+        window = self.settle_windows.get(payment.channel)
+        action = payment.action
+        if payment.closable or window is None or action is None or action.expires_at is None:
+            return None
+        return action.expires_at + window
 
     def poll_wait(self, channel: Channel, polls_made: int) -> timedelta:
         """The wait before the next poll of a trade already polled ``polls_made`` times."""

@@ -9,7 +9,7 @@ poll until the trade settles (past its deadline, at the slowest pace).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from payonce.domain.order import Order
 from payonce.domain.payment import Payment
@@ -67,12 +67,13 @@ def _next_poll(deps: Deps, payment: Payment, order: Order, polls_made: int) -> d
     if not payment.is_live:
         return None
     now = deps.clock.now()
-    deadline = order.expires_at
-    if payment.action is not None and payment.action.expires_at is not None:
-        # A voucher paid at its last moment is confirmed by the bank's clearing days later:
-        # its schedule runs through that window.
-        settles = deps.policy.settle_windows.get(payment.channel, timedelta(0))
-        deadline = max(deadline, payment.action.expires_at + settles)
+    # A voucher paid at its last moment is confirmed by the bank's clearing days later: its
+    # schedule runs through that window. Other trades: to the later of the two deadlines.
+    action_expires = payment.action.expires_at if payment.action is not None else None
+    deadline = max(
+        order.expires_at,
+        deps.policy.settles_by(payment) or action_expires or order.expires_at,
+    )
     if now > deadline + deps.policy.poll_past_deadline:
         # Expiry closes trades at their deadline, so this one would not close (or its outcome
         # is unknown): it is still asked about, at the slowest pace, until it settles.

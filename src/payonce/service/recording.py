@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from datetime import datetime
 
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Topic
@@ -158,7 +157,10 @@ async def _write(
                 await uow.payments.update(reaction.payment, expected_version=payment.version)
                 touched = order.touched(now)
                 await uow.orders.update(touched, expected_version=order.version)
-                held_until = _holds_order_until(deps, reaction)
+                # A voucher keeps its order from expiring while it may still be paid; the
+                # order's deadline stays as it was, so no new trade opens after it.
+                paying = reaction.payment.status is PaymentStatus.PAYING
+                held_until = deps.policy.settles_by(reaction.payment) if paying else None
                 if held_until is not None:
                     await uow.orders.postpone_expiry(order.id, until=held_until)
                 for event in reaction.events:
@@ -168,19 +170,6 @@ async def _write(
         await _after_commit(deps, touched, reaction)
         return reaction.payment
     raise OrderBusy(f"payment {payment_id} kept changing under us")
-
-
-def _holds_order_until(deps: Deps, reaction: Reaction) -> datetime | None:
-    """How long a trade that cannot be withdrawn keeps its order from expiring: a voucher can be
-    paid until its last payable instant, and its bank's clearing confirms it days later. The
-    order's deadline stays as it was: no new trade opens after it."""
-    payment = reaction.payment
-    window = deps.policy.settle_windows.get(payment.channel)
-    if payment.closable or payment.status is not PaymentStatus.PAYING or window is None:
-        return None
-    if payment.action is None or payment.action.expires_at is None:
-        return None
-    return payment.action.expires_at + window
 
 
 async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:
