@@ -92,12 +92,15 @@ async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
     failures = [f"{name}: {error}" for name, error in outcomes.items() if error is not None]
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
-        # As it is now, not as claimed: a replay meanwhile may have reopened a consumer.
-        current = await uow.outbox.get(event.id, lock=True)
+        acknowledged = {name for name, error in outcomes.items() if error is None}
+        if len(outcomes) < len(takers):
+            # Some were skipped as acknowledged when claimed: read the event as it is now,
+            # since a replay meanwhile may have reopened one. (A first delivery asks every
+            # consumer, so it needs no second read: the notify path's inline attempt.)
+            current = await uow.outbox.get(event.id, lock=True)
+            if current is not None:
+                acknowledged |= current.acknowledged_by
         await uow.outbox.record_consumers(event.id, outcomes, now=now)
-        acknowledged = (current.acknowledged_by if current is not None else frozenset()) | {
-            name for name, error in outcomes.items() if error is None
-        }
         waiting = sorted(c.name for c in takers if c.name not in acknowledged)
         if not failures and not waiting:
             return await uow.outbox.mark_delivered(event.id, now=now)
