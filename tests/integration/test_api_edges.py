@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from payonce.adapters.feed.memory import InProcessFeed
 from tests.integration.conftest import Live, LiveFactory
 
 
@@ -86,3 +88,64 @@ async def test_a_long_poll_answers_when_the_order_changes(live: Live) -> None:
         f"/api/orders/{order['id']}", params={"after_version": latest, "wait": 0.2}, headers=shopper
     )
     assert unchanged.json()["status_version"] == latest  # nothing changed: answered on time-out
+
+
+async def test_an_order_lists_the_channels_that_take_its_currency(live: Live) -> None:
+    """What the pay page offers: each channel that takes the order's currency, per platform."""
+    yuan = await live.create_order()
+    reais = await live.create_order(currency="BRL")
+    shopper = {"Authorization": f"Bearer {yuan['client_secret']}"}
+    listed = await live.http.get(f"/api/orders/{yuan['id']}/payment-options", headers=shopper)
+    assert listed.status_code == 200, listed.text
+    every = ["pc", "wap", "app"]
+    assert listed.json() == {
+        "options": [
+            {"channel": "alipay", "platforms": every},
+            {"channel": "wechat", "platforms": every},
+            {"channel": "paypal", "platforms": every},
+        ]
+    }
+    brazil = await live.http.get(
+        f"/api/orders/{reais['id']}/payment-options",
+        headers={"Authorization": f"Bearer {reais['client_secret']}"},
+    )
+    assert [o["channel"] for o in brazil.json()["options"]] == ["paypal", "boleto"]
+    # One order's secret says nothing about another order.
+    other = await live.http.get(f"/api/orders/{reais['id']}/payment-options", headers=shopper)
+    assert other.status_code in (403, 404)
+    assert other.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_wallet_launch_link_has_a_qr_for_the_fallback_page(live: Live) -> None:
+    order = await live.create_order()
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+    applied = await live.apply(order, platform="wap")
+    action = applied.json()["action"]
+    assert action["type"] == "launch_url"
+    svg = await live.http.get(action["qr_svg_url"], headers=shopper)
+    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
+    assert svg.text.startswith("<svg")
+    assert "viewBox" in svg.text
+    app = await live.apply(await live.create_order(), platform="app")
+    assert "qr_svg_url" not in app.json()["action"]
+
+
+async def test_a_long_poll_ends_when_its_client_leaves(live: Live) -> None:
+    """A tab closed mid-wait frees its subscription long before the wait would have ended, and a
+    stopping server is not kept waiting for it."""
+    order = await live.create_order()
+    feed = live.container.deps.feed
+    assert isinstance(feed, InProcessFeed)
+    shopper = {"Authorization": f"Bearer {order['client_secret']}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=shopper) as leaving:
+        with pytest.raises(httpx.ReadTimeout):
+            await leaving.get(
+                f"/api/orders/{order['id']}",
+                params={"after_version": order["status_version"], "wait": 30},
+                timeout=httpx.Timeout(5.0, read=0.5),
+            )
+    for _ in range(100):  # the handler notices within a second (its check's period)
+        if feed.listeners(order["id"]) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert feed.listeners(order["id"]) == 0

@@ -37,6 +37,8 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 console = Console()
+# How long a stopping server waits for open requests (a long-poll waits up to 30 s).
+GRACEFUL_SHUTDOWN_S = 10
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 
@@ -76,7 +78,17 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         console.print(f"  data           {settings.data_dir.resolve()}")
     else:
         console.print("  outbox, polls  in `payonce worker` processes (not here)")
-    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="info"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            web,
+            host=host,
+            port=port,
+            log_level="info",
+            # Requests still open then are cut: every acknowledgement follows its commit, so a
+            # cut request loses nothing its caller was told about.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    )
     try:
         await server.serve()
     finally:

@@ -1,10 +1,12 @@
-"""Orders as callers see them: create one, read it (or wait for it to change), list its payments."""
+"""Orders as callers see them: create one, read it (or wait for it to change), list its payments
+and the ways it can be paid."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
+from payonce.domain.channels import Channel, Platform
 from payonce.domain.ids import OrderId, PaymentId
 from payonce.domain.order import Order, OrderLine
 from payonce.domain.payment import Payment
@@ -82,3 +84,14 @@ async def get_payment(deps: Deps, payment_id: PaymentId) -> Payment:
     if payment is None:
         raise PaymentNotFound()
     return payment
+
+
+async def payment_options(deps: Deps, order_id: OrderId) -> dict[Channel, tuple[Platform, ...]]:
+    """Each configured channel that takes the order's currency, with the platforms it serves."""
+    order = await get_order(deps, order_id)
+    currency = order.total.currency
+    options = {
+        channel: tuple(p for p in Platform if provider.supports(p, currency))
+        for channel, provider in deps.providers.items()
+    }
+    return {channel: platforms for channel, platforms in options.items() if platforms}

@@ -39,7 +39,7 @@ def order_view(order: Order, *, include_secret: bool = False) -> dict[str, Any]:
 
 def action_view(payment: Payment, action: Action) -> dict[str, Any]:
     view: dict[str, Any] = {"type": action.type.value, **action.fields}
-    if action.type is ActionType.QR_CODE:
+    if action.type in (ActionType.QR_CODE, ActionType.LAUNCH_URL):
         view["qr_svg_url"] = f"/api/payments/{payment.id}/qr.svg"
     view["expires_at"] = timestamp(action.expires_at)
     return view

@@ -31,6 +31,10 @@ class InProcessFeed:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[_Subscription]] = {}
 
+    def listeners(self, order_id: str) -> int:
+        """How many clients of this process follow the order now."""
+        return len(self._subscribers.get(order_id, ()))
+
     async def publish(self, order_id: str, message: Mapping[str, Any]) -> None:
         for subscription in tuple(self._subscribers.get(order_id, ())):
             subscription.offer(message)

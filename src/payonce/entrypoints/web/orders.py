@@ -1,7 +1,10 @@
-"""Routes of orders: create (shop backend), read or long-poll, and list an order's payments."""
+"""Routes of orders: create (shop backend), read or long-poll, list an order's payments and the
+ways it can be paid."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -10,10 +13,16 @@ from starlette.responses import Response
 
 from payonce.domain.ids import OrderId
 from payonce.domain.money import InvalidMoney
-from payonce.domain.order import OrderLine
+from payonce.domain.order import Order, OrderLine
 from payonce.entrypoints.web.dependencies import CallerDep, DepsDep, IdempotencyKey, run_idempotent
 from payonce.entrypoints.web.problems import render_json
-from payonce.entrypoints.web.schemas import CreateOrderIn, OrderOut, PaymentListOut, Problem
+from payonce.entrypoints.web.schemas import (
+    CreateOrderIn,
+    OrderOut,
+    PaymentListOut,
+    PaymentOptionsOut,
+    Problem,
+)
 from payonce.errors import Forbidden, InvalidRequest
 from payonce.service import orders, read_repair
 from payonce.service.views import order_view, payment_view
@@ -24,6 +33,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     for status in (401, 404, 409, 422)
 }
 MAX_WAIT_S = 30
+DISCONNECT_CHECK_S = 1.0
 
 
 @router.post("", status_code=201, response_model=OrderOut, responses=PROBLEMS)
@@ -56,9 +66,24 @@ async def create_order(
     return await run_idempotent(request, caller, key, handler)
 
 
+async def _long_poll(request: Request, waiting: Coroutine[Any, Any, Order]) -> Order | None:
+    """What ``waiting`` answers, or None once the client has left: the wait ends at once (a
+    server shutting down waits for open requests, and a tab that closed wants nothing)."""
+    answer = asyncio.ensure_future(waiting)
+    try:
+        while not answer.done():
+            await asyncio.wait({answer}, timeout=DISCONNECT_CHECK_S)
+            if not answer.done() and await request.is_disconnected():
+                return None
+        return answer.result()
+    finally:
+        answer.cancel()
+
+
 @router.get("/{order_id}", response_model=OrderOut, responses=PROBLEMS)
 async def get_order(
     order_id: str,
+    request: Request,
     caller: CallerDep,
     deps: DepsDep,
     after_version: Annotated[int | None, Query(ge=0)] = None,
@@ -69,9 +94,12 @@ async def get_order(
     if not caller.is_backend:  # the shopper's page: the quickest sign of a payment
         await read_repair.repair_order(deps, OrderId(order_id))
     if after_version is not None and wait > 0:
-        order = await orders.wait_for_order(
+        waited = orders.wait_for_order(
             deps, OrderId(order_id), after_version=after_version, wait_s=wait
         )
+        order = await _long_poll(request, waited)
+        if order is None:
+            return Response(status_code=204)  # nobody is left to read it
     else:
         order = await orders.get_order(deps, OrderId(order_id))
     return Response(
@@ -89,3 +117,15 @@ async def list_payments(order_id: str, caller: CallerDep, deps: DepsDep) -> Resp
         render_json({"payments": [payment_view(p, refund=r) for p, r in listed]}),
         media_type="application/json",
     )
+
+
+@router.get("/{order_id}/payment-options", response_model=PaymentOptionsOut, responses=PROBLEMS)
+async def payment_options(order_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+    """The channels that can pay this order (its currency), each with the platforms it serves."""
+    caller.ensure_order(OrderId(order_id))
+    options = await orders.payment_options(deps, OrderId(order_id))
+    listed = [
+        {"channel": channel.value, "platforms": [p.value for p in platforms]}
+        for channel, platforms in options.items()
+    ]
+    return Response(render_json({"options": listed}), media_type="application/json")

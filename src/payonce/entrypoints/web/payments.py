@@ -23,6 +23,9 @@ from payonce.service.cancel import cancel_payment
 from payonce.service.views import payment_view
 
 router = APIRouter(tags=["payments"])
+# What a payment's QR code carries: the code itself, or a wallet launch link that a phone can
+# open by scanning when it did not open on this device (the mobile-web fallback).
+QR_FIELDS = {ActionType.QR_CODE: "qr_code", ActionType.LAUNCH_URL: "launch_url"}
 
 
 @router.post(
@@ -97,10 +100,12 @@ async def cancel(
 async def qr_svg(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
     """The payment's QR code, rendered here (never by a third-party service)."""
     payment = await _readable_payment(deps, caller, payment_id)
-    if payment.action is None or payment.action.type is not ActionType.QR_CODE:
+    action = payment.action
+    field = QR_FIELDS.get(action.type) if action is not None else None
+    if action is None or field is None:
         raise PaymentNotFound("this payment has no QR code")
     buffer = io.BytesIO()
-    segno.make(payment.action.fields["qr_code"], error="m").save(
-        buffer, kind="svg", scale=6, border=2, xmldecl=False, svgns=True
+    segno.make(action.fields[field], error="m").save(
+        buffer, kind="svg", scale=6, border=2, xmldecl=False, svgns=True, omitsize=True
     )
     return Response(buffer.getvalue(), media_type="image/svg+xml")

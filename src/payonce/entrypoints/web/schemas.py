@@ -113,6 +113,15 @@ class PaymentListOut(BaseModel):
     payments: list[PaymentOut]
 
 
+class PaymentOptionOut(BaseModel):
+    channel: str
+    platforms: list[Literal["pc", "wap", "app"]]
+
+
+class PaymentOptionsOut(BaseModel):
+    options: list[PaymentOptionOut]
+
+
 class Problem(BaseModel):
     type: str = "about:blank"
     title: str
