@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +25,7 @@ from payonce.sandbox.faults import Faults, FaultSettings, Forgery
 from payonce.sandbox.keys import SandboxKeys
 from payonce.sandbox.ledger import Ledger, Movement
 from payonce.sandbox.notifier import Delivery, Notifier, Outgoing
+from payonce.sandbox.phone import PHONE_PATH, Phone, wants_html
 from payonce.sandbox.problems import (
     Problem,
     handle_http_error,
@@ -87,6 +88,7 @@ class Sandbox:
         )
         self._channels = {channel.name: channel for channel in build_channels(context, keys)}
         self._wallet = Wallet(list(self._channels.values()))
+        self._phone = Phone()
         self.app = self._build_app()
 
     @property
@@ -196,6 +198,7 @@ class Sandbox:
         for channel in self._channels.values():
             app.include_router(channel.router(self._wallet))
         app.include_router(self._wallet.router())
+        app.include_router(self._phone.router())
 
         @app.get("/trades", tags=["inspection"])
         async def trades(
@@ -258,8 +261,13 @@ class Sandbox:
             return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
 
         @app.get("/", include_in_schema=False)
-        async def index() -> JSONResponse:
-            return JSONResponse({"sandbox": "payonce", "channels": self.channel_names})
+        async def index(request: Request) -> Response:
+            if wants_html(request):
+                return self._phone.index(request, self.channel_names)
+            phone = f"{request.scope.get('root_path', '')}{PHONE_PATH}"
+            return JSONResponse(
+                {"sandbox": "payonce", "channels": self.channel_names, "links": {"phone": phone}}
+            )
 
         return app
 

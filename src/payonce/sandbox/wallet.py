@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
@@ -55,6 +55,13 @@ class WalletView:
 
 
 _SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "BRL": "R$ "}
+# A code as the wallet takes it: the same bounds on the query string as on the JSON body.
+CODE_MAX_LENGTH = 16384
+
+
+def currency_symbols() -> dict[str, str]:
+    """The symbol the wallet writes before an amount, per currency (the phone page formats too)."""
+    return dict(_SYMBOLS)
 
 
 def _amount(minor: int, currency: str) -> str:
@@ -75,7 +82,7 @@ class WalletChannel(Protocol):
 
 
 class CodeBody(BaseModel):
-    code: str = Field(min_length=1, max_length=16384)
+    code: str = Field(min_length=1, max_length=CODE_MAX_LENGTH)
 
 
 class Wallet:
@@ -128,6 +135,14 @@ class Wallet:
             """The shopper pays (scanning first if needed): money moves, notices are scheduled."""
             view = await self.channel_for(body.code).pay(body.code.strip())
             return JSONResponse(view.as_json())
+
+        @router.get("/wallet/view")
+        async def view(
+            code: Annotated[str, Query(min_length=1, max_length=CODE_MAX_LENGTH)],
+        ) -> JSONResponse:
+            """The trade as the wallet shows it for a code, without scanning or paying it."""
+            seen = await self.channel_for(code).view(code.strip())
+            return JSONResponse(seen.as_json())
 
         @router.get("/wallet", response_class=HTMLResponse)
         async def wallet_page(request: Request, code: str) -> HTMLResponse:
