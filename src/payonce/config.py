@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         default_factory=lambda: [Topic.PAYMENT_SUCCEEDED], min_length=1
     )
 
+    # A push gateway for shoppers' phones: a message per paid order (and per extra payment to
+    # be refunded) is POSTed to this URL as JSON until it answers 2xx; unset, each message is
+    # logged instead. Signed per Standard Webhooks with the secret (same format as above),
+    # which production requires. One attempt may take the time-out (at most 10 s: the first
+    # attempt runs right after the commit, in the notification's request, under the order's lock).
+    push_gateway_url: str | None = None
+    push_gateway_secret: SecretStr | None = None
+    push_timeout_s: float = Field(default=5.0, gt=0, le=10)
+
     # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.
     alipay_app_id: str | None = None
     alipay_seller_id: str | None = None
@@ -156,6 +165,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _push_gateway_is_reachable(self) -> Settings:
+        url, secret = self.push_gateway_url, self.push_gateway_secret
+        if secret is not None and url is None:
+            # Someone meant to push to a gateway; logging instead would lose that silently.
+            raise ValueError("PAYONCE_PUSH_GATEWAY_SECRET is set but not _URL")
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("PAYONCE_PUSH_GATEWAY_URL must be an http:// or https:// URL")
+        if secret is not None and not _is_webhook_secret(secret.get_secret_value()):
+            raise ValueError(
+                "PAYONCE_PUSH_GATEWAY_SECRET must be whsec_ and the base64 of 24 to 64 bytes"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_refuses_defaults(self) -> Settings:
         if self.env != "production":
             return self
@@ -216,6 +239,9 @@ class Settings(BaseSettings):
                 "PayPal needs PAYONCE_PAYPAL_CLIENT_ID, _CLIENT_SECRET, _MERCHANT_ID, "
                 "_WEBHOOK_ID and _WEBHOOK_CERT"
             )
+        if self.push_gateway_url is not None and self.push_gateway_secret is None:
+            # Unsigned, a gateway could not tell our messages from anyone's.
+            problems.append("PAYONCE_PUSH_GATEWAY_URL needs PAYONCE_PUSH_GATEWAY_SECRET")
         if problems:
             # Pydantic reports it as a ValidationError naming every problem at once.
             raise ValueError("production settings refused: " + "; ".join(problems))

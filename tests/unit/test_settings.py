@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from pydantic import ValidationError
 
 from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.providers.paypal import PaypalProvider
-from payonce.bootstrap import account_providers
+from payonce.adapters.push.log import LogPush
+from payonce.adapters.push.webhook import WebhookPush
+from payonce.bootstrap import account_providers, push_of
 from payonce.config import Settings
 from payonce.domain.channels import Channel
 from payonce.sandbox.paypal_credentials import self_signed_certificate
@@ -95,3 +99,57 @@ def test_a_whole_paypal_account_is_wired_without_touching_its_webhook() -> None:
     assert provider.settings.api_base == "https://api-m.paypal.com"
     assert provider.settings.webhook_url is None  # configured in PayPal's dashboard
     assert "top-secret-value" not in repr(provider.settings)
+
+
+# The shoppers' push gateway ----------------------------------------------------------------
+
+PUSH_URL = "https://push.example/v1/messages"
+PUSH_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
+def test_without_a_push_gateway_each_message_is_logged() -> None:
+    settings = Settings()
+    assert (settings.push_gateway_url, settings.push_gateway_secret) == (None, None)
+    assert settings.push_timeout_s == 5.0
+    assert isinstance(push_of(settings, SystemClock()), LogPush)
+
+
+def test_the_push_gateway_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYONCE_PUSH_GATEWAY_URL", PUSH_URL)
+    monkeypatch.setenv("PAYONCE_PUSH_GATEWAY_SECRET", PUSH_SECRET)
+    monkeypatch.setenv("PAYONCE_PUSH_TIMEOUT_S", "2.5")
+    settings = Settings(**PRODUCTION)  # type: ignore[arg-type]
+    assert settings.push_gateway_url == PUSH_URL
+    assert settings.push_gateway_secret is not None
+    assert settings.push_gateway_secret.get_secret_value() == PUSH_SECRET
+    assert PUSH_SECRET not in repr(settings)
+    assert settings.push_timeout_s == 2.5
+    assert isinstance(push_of(settings, SystemClock()), WebhookPush)
+
+
+def test_development_may_push_unsigned() -> None:
+    settings = Settings(push_gateway_url="http://127.0.0.1:9000/push")
+    assert isinstance(push_of(settings, SystemClock()), WebhookPush)
+
+
+def test_production_refuses_an_unsigned_push_gateway() -> None:
+    with pytest.raises(ValidationError, match="PAYONCE_PUSH_GATEWAY_URL needs PAYONCE_PUSH_GATE"):
+        Settings(**PRODUCTION, push_gateway_url=PUSH_URL)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"push_gateway_secret": PUSH_SECRET}, "PUSH_GATEWAY_SECRET is set but not _URL"),
+        ({"push_gateway_url": "push.example/v1", "push_gateway_secret": PUSH_SECRET}, "http"),
+        ({"push_gateway_url": PUSH_URL, "push_gateway_secret": "hunter2"}, "whsec_"),
+        ({"push_timeout_s": 0}, "greater than 0"),
+        # The first attempt runs in the notification's request, under the order's lock.
+        ({"push_timeout_s": 10.5}, "less than or equal to 10"),
+    ],
+)
+def test_push_settings_are_refused(changes: dict[str, object], complaint: str, env: str) -> None:
+    base = PRODUCTION if env == "production" else {}
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(**{**base, **changes})  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from pathlib import Path
 from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.order_service.signing import WebhookSigner
 from payonce.adapters.order_service.webhook import OrderWebhook
+from payonce.adapters.push.log import LogPush
+from payonce.adapters.push.webhook import WebhookPush
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.bootstrap.coordination import Coordination, coordination
@@ -23,11 +25,13 @@ from payonce.config import Settings
 from payonce.domain.outcomes import LateCaptures
 from payonce.ports.clock import Clock
 from payonce.ports.locks import Locks
+from payonce.ports.push import ShopperPush
 from payonce.sandbox.app import Sandbox
 from payonce.sandbox.keys import SandboxKeys
 from payonce.service.context import DEFAULT_POLL_SCHEDULES, Deps, Policy
 from payonce.service.order_inbox import OrderInbox
 from payonce.service.refunds import Refunder
+from payonce.service.shopper_news import ShopperNews
 
 __all__ = [
     "Container",
@@ -51,10 +55,13 @@ class Container:
     storage: SqlStorage
     coordination: Coordination
     order_webhook: OrderWebhook | None = None
+    push: ShopperPush | None = None
 
     async def aclose(self) -> None:
         if self.order_webhook is not None:
             await self.order_webhook.aclose()
+        if isinstance(self.push, WebhookPush):
+            await self.push.aclose()
         for provider in self.deps.providers.values():
             await provider.aclose()
         if self.sandbox is not None:
@@ -90,6 +97,19 @@ def order_webhook(settings: Settings, clock: Clock) -> OrderWebhook | None:
         clock=clock,
         timeout_s=settings.order_webhook_timeout_s,
         topics=settings.order_webhook_topics,
+    )
+
+
+def push_of(settings: Settings, clock: Clock) -> ShopperPush:
+    """The shoppers' push: the configured gateway's webhook, else a log line per message."""
+    if settings.push_gateway_url is None:
+        return LogPush()
+    secret = settings.push_gateway_secret
+    return WebhookPush(
+        settings.push_gateway_url,
+        secret=secret.get_secret_value() if secret is not None else None,
+        clock=clock,
+        timeout_s=settings.push_timeout_s,
     )
 
 
@@ -171,11 +191,15 @@ async def bootstrap(
         return_url_template=f"{public_url}/pay/{{order_id}}",
     )
     webhook = order_webhook(settings, clock)
+    push = push_of(settings, clock)
     deps.consumers = (
         OrderInbox(deps),
         Refunder(deps),
         *shared.streams,
         *((webhook,) if webhook is not None else ()),
+        # Last: it reads the order after the inbox applied the event in the same pass, and a
+        # slow gateway must not hold up the order service's own notification.
+        ShopperNews(deps, push),
     )
     return Container(
         settings=settings,
@@ -187,4 +211,5 @@ async def bootstrap(
         storage=storage,
         coordination=shared,
         order_webhook=webhook,
+        push=push,
     )

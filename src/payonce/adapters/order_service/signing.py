@@ -1,4 +1,5 @@
-"""Standard Webhooks messages for the order service: the JSON body and the headers that sign it.
+"""Standard Webhooks messages (the order service's, the push gateway's): the JSON body and the
+headers that sign it.
 
 The signature covers ``{webhook-id}.{webhook-timestamp}.{body}`` with the shared secret, so a
 receiver that verifies it (any Standard Webhooks library) knows the call is ours, untouched and
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from standardwebhooks import Webhook
 
@@ -24,8 +27,27 @@ class SignedMessage:
     headers: dict[str, str]
 
 
-def _iso(moment: datetime) -> str:
+def iso_z(moment: datetime) -> str:
+    """A moment as Standard Webhooks bodies carry it: UTC, ISO 8601, with a Z."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def standard_webhook(
+    message_id: str, envelope: Mapping[str, Any], *, now: datetime, webhook: Webhook | None
+) -> SignedMessage:
+    """``envelope`` as a Standard Webhooks request sent at ``now`` (this attempt's time), signed
+    over ``{webhook-id}.{webhook-timestamp}.{body}`` when there is a ``webhook`` secret."""
+    body = json.dumps(envelope, separators=(",", ":"), sort_keys=True)
+    at = now.astimezone(UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        # The same whole seconds the signature covers (the library floors them too).
+        "webhook-timestamp": str(math.floor(at.timestamp())),
+    }
+    if webhook is not None:
+        headers["webhook-signature"] = webhook.sign(msg_id=message_id, timestamp=at, data=body)
+    return SignedMessage(body=body.encode(), headers=headers)
 
 
 class WebhookSigner:
@@ -37,18 +59,7 @@ class WebhookSigner:
         # The timestamp in the body is when the event happened, not when it was sent.
         envelope = {
             "type": event.topic.value,
-            "timestamp": _iso(event.occurred_at),
+            "timestamp": iso_z(event.occurred_at),
             "data": event.payload,
         }
-        body = json.dumps(envelope, separators=(",", ":"), sort_keys=True)
-        at = now.astimezone(UTC)
-        return SignedMessage(
-            body=body.encode(),
-            headers={
-                "content-type": "application/json",
-                "webhook-id": event.id,
-                # The same whole seconds the signature covers (the library floors them too).
-                "webhook-timestamp": str(math.floor(at.timestamp())),
-                "webhook-signature": self._webhook.sign(msg_id=event.id, timestamp=at, data=body),
-            },
-        )
+        return standard_webhook(event.id, envelope, now=now, webhook=self._webhook)

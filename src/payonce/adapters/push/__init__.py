@@ -1,0 +1,1 @@
+"""Shopper push adapters: a log line in-process (the default), or a push gateway's webhook."""
