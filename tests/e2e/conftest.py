@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -96,15 +97,41 @@ def pay_one_order(
     return current
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+@contextmanager
+def served(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[tuple[str, str]]:
+    """`payonce serve` with the embedded defaults (and ``settings``): its URL and API key."""
     data_dir = tmp_path_factory.mktemp("payonce-data")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(PAYONCE_DATA_DIR=str(data_dir))
+    env = clean_env(PAYONCE_DATA_DIR=str(data_dir), **settings)
     log_path = data_dir / "serve.log"
     with running(["serve", "--port", str(port)], env, f"{url}/livez", log_path):
         yield url, api_key_printed(log_path)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    with served(tmp_path_factory) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def adjustable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A server whose clock (and its sandbox's) moves on with POST /sandbox/clock, and which
+    gives up on a provider after 2 s (so a test of an unanswered call does not wait 15)."""
+    with served(
+        tmp_path_factory, PAYONCE_CLOCK="adjustable", PAYONCE_PROVIDER_TIMEOUT_S="2"
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where browser tests leave screenshots and figures (kept after the run; not in git)."""
+    default = Path(__file__).resolve().parents[2] / ".artifacts"
+    directory = Path(os.environ.get("PAYONCE_ARTIFACTS_DIR", default))
+    (directory / "screenshots").mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 @pytest.fixture

@@ -45,16 +45,19 @@ async def test_a_shopper_approves_at_paypal_and_returns_to_see_the_order_paid(
     # The shop sends the shopper to PayPal's approval page, in the same tab.
     await page.goto(action["redirect_url"])
     assert "12.50" in await page.inner_text("[data-testid=amount]")
-    await page.click("#approve")
-    await page.wait_for_url(f"**/pay/{order['id']}?*")
+    async with page.expect_request(f"**/pay/{order['id']}?*") as returning:
+        await page.click("#approve")
+    back = await returning.value
     async with httpx.AsyncClient(base_url=url) as http:
         listed = await http.get(
             "/sandbox/trades", params={"out_trade_no": applied.json()["out_trade_no"]}
         )
     (trade,) = listed.json()["trades"]
-    returned = parse_qs(urlsplit(page.url).query)
+    returned = parse_qs(urlsplit(back.url).query)
     assert returned == {"token": [trade["trade_no"]], "PayerID": [returned["PayerID"][0]]}
 
+    # The pay page keeps PayPal's parameters out of the address bar (and history).
+    await page.wait_for_url(f"**/pay/{order['id']}")
     # The webhook reaches payonce, which captures; the page hears it over the WebSocket.
     await page.wait_for_selector("#paid:not([hidden])")
     assert await page.inner_text("#status") == "READY_FOR_SHIPMENT"

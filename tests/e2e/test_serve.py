@@ -65,9 +65,18 @@ def test_the_checkout_page_creates_an_order_and_hands_over_only_its_secret(
         page = http.get("/")
         assert page.status_code == 200
         assert 'action="/demo/orders"' in page.text
-        created = http.post("/demo/orders", follow_redirects=False)
+        cart = {"cart_id": "cart-1", "currency": "CNY", "qty-TEA-001": "2", "qty-CUP-010": "1"}
+        created = http.post("/demo/orders", data=cart, follow_redirects=False)
         assert created.status_code == 303
         location = created.headers["location"]
+        # The same cart sent twice (a double-submitted form) is one order.
+        again = http.post("/demo/orders", data=cart, follow_redirects=False)
+        assert (again.status_code, again.headers["location"]) == (303, location)
+        empty = http.post("/demo/orders", data={"cart_id": "cart-2", "currency": "CNY"})
+        assert (empty.status_code, empty.json()["code"]) == (422, "invalid_request")
+        brazil = {"cart_id": "cart-3", "currency": "BRL", "qty-POT-200": "1"}
+        in_reais = http.post("/demo/orders", data=brazil, follow_redirects=False)
+        assert in_reais.status_code == 303
         match = re.fullmatch(r"/pay/(ord_\w+)#(ord_\w+_secret_[\w-]+)", location)
         assert match, location
         pay = http.get(f"/pay/{match.group(1)}")

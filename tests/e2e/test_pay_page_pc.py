@@ -1,0 +1,204 @@
+"""The pay page on a computer, in the system Chromium: one trade per intention however often the
+shopper clicks or reloads, switching channels closes the old QR, and the result shows whether the
+page hears it by WebSocket, long-poll or plain polling."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+from playwright.async_api import Browser, Page, Route, WebSocketRoute
+
+from tests.e2e.checkout import (
+    check_out,
+    order_of,
+    pay_on_phone,
+    payments_of,
+    sandbox,
+    scan_on_phone,
+    screenshot,
+    status_is,
+    watch,
+)
+
+EVENTS = re.compile(r".*/api/orders/ord_\w+/events.*")
+LONG_POLLS = re.compile(r".*/api/orders/ord_\w+\?after_version=.*")
+
+
+async def _code_on_page(page: Page) -> str:
+    """The code the page shows (the sandbox phone link carries it, as the QR does)."""
+    href = await page.get_attribute("#phone-link", "href")
+    assert href is not None
+    return parse_qs(urlsplit(href).query)["code"][0]
+
+
+async def _precreates(url: str, out_trade_no: str) -> int:
+    calls = await sandbox(url, "calls", out_trade_no)
+    return sum(1 for call in calls if call["method"] == "alipay.trade.precreate")
+
+
+async def test_double_click_and_reload_make_one_trade_and_show_the_same_qr(
+    server: tuple[str, str], browser: Browser, artifacts: Path
+) -> None:
+    url, api_key = server
+    page = await browser.new_page()
+    errors = watch(page)
+    order_id = await check_out(page, url)
+    assert "#" not in page.url  # the secret left the address bar
+    assert await page.inner_text("#platform-name") == "a computer"
+
+    await page.dblclick("#pay-alipay")  # an impatient double click
+    await page.wait_for_selector("#qr-image svg")
+    first_qr = await page.inner_html("#qr-image")
+    code = await _code_on_page(page)
+    assert "m " in await page.inner_text("#countdown")
+    await screenshot(page, artifacts, "pc-qr")
+
+    await page.reload()  # the secret and the trade survive a reload
+    await page.wait_for_selector("#qr-image svg")
+    assert await page.inner_html("#qr-image") == first_qr
+    await page.click("#refresh")  # the same QR while it is valid
+    await page.wait_for_selector("#refresh:not([disabled])")
+    assert await page.inner_html("#qr-image") == first_qr
+    assert await _code_on_page(page) == code
+
+    (payment,) = await payments_of(url, api_key, order_id)
+    assert payment["status"] == "PAYING"
+    assert payment["action"]["qr_code"] == code
+    assert await _precreates(url, payment["out_trade_no"]) == 1
+
+    await pay_on_phone(browser, url, code)
+    await page.wait_for_selector("#paid:not([hidden])")  # heard over the WebSocket
+    assert await page.inner_text("#status") == "READY_FOR_SHIPMENT"
+    assert await page.get_attribute("#live", "data-mode") == "websocket"
+    assert await page.is_hidden("#qr")
+    assert await page.is_hidden("#choose")
+    await screenshot(page, artifacts, "pc-paid")
+
+    # A later visit shows the paid state at once.
+    await page.reload()
+    await page.wait_for_selector("#paid:not([hidden])")
+    assert await page.is_hidden("#choose")
+    assert errors == []
+    order = await order_of(url, api_key, order_id)
+    assert (order["status"], order["paid_payment_id"]) == ("READY_FOR_SHIPMENT", payment["id"])
+    ledger = await sandbox(url, "ledger", payment["out_trade_no"])
+    assert [(m["kind"], m["amount"]) for m in ledger] == [("capture", order["amount"])]
+
+
+async def test_switching_from_alipay_to_wechat_closes_the_old_qr(
+    server: tuple[str, str], browser: Browser, artifacts: Path
+) -> None:
+    url, api_key = server
+    page = await browser.new_page()
+    errors = watch(page)
+    order_id = await check_out(page, url)
+    await page.focus("#pay-alipay")  # the keyboard is enough
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#qr-image svg")
+    alipay_code = await _code_on_page(page)
+    await scan_on_phone(browser, url, alipay_code)  # the trade is open in the shopper's wallet
+    (alipay,) = await payments_of(url, api_key, order_id)
+
+    await page.click("#pay-wechat")
+    closed = f"#attempts li[data-payment-id={alipay['id']}][data-status=CLOSED]"
+    await page.wait_for_selector(f"{closed} .stamp")
+    assert await page.text_content(f"{closed} .stamp") == "closed"
+    await page.wait_for_selector("#qr-image svg")
+    wechat_code = await _code_on_page(page)
+    assert wechat_code != alipay_code
+    await screenshot(page, artifacts, "pc-switched")
+
+    (alipay_trade,) = await sandbox(url, "trades", alipay["out_trade_no"])
+    assert alipay_trade["status"] == "TRADE_CLOSED"
+    wechat, closed_alipay = await payments_of(url, api_key, order_id)
+    assert (wechat["channel"], wechat["status"]) == ("wechat", "PAYING")
+    assert (closed_alipay["id"], closed_alipay["status"]) == (alipay["id"], "CLOSED")
+
+    # The closed QR pays nothing; the new one pays the order.
+    phone = await browser.new_page()
+    await phone.goto(f"{url}/sandbox/phone?code={quote(alipay_code, safe='')}")
+    await phone.wait_for_selector("#status:text-is('TRADE_CLOSED')")
+    assert await phone.is_disabled("#pay")
+    await pay_on_phone(browser, url, wechat_code)
+    await page.wait_for_selector("#paid:not([hidden])")
+    ledger = await sandbox(url, "ledger")
+    ours = (alipay["out_trade_no"], wechat["out_trade_no"])
+    mine = [m for m in ledger if m["out_trade_no"] in ours]
+    assert [(m["channel"], m["kind"]) for m in mine] == [("wechat", "capture")]
+    assert errors == []
+
+
+async def _refuse_sockets(route: WebSocketRoute) -> None:
+    await route.close()  # a proxy that accepts the upgrade and drops it
+
+
+async def test_with_websockets_blocked_the_long_poll_shows_the_payment(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    url, _ = server
+    page = await browser.new_page()
+    errors = watch(page)
+    await page.route_web_socket(EVENTS, _refuse_sockets)
+    await check_out(page, url)
+    await page.wait_for_selector("#live[data-mode=long-poll]")
+    await page.click("#pay-alipay")
+    await page.wait_for_selector("#qr-image svg")
+    await pay_on_phone(browser, url, await _code_on_page(page))
+    await page.wait_for_selector("#paid:not([hidden])")
+    assert await page.get_attribute("#live", "data-mode") == "long-poll"
+    assert errors == []
+
+
+async def test_with_long_polls_blocked_too_plain_polling_shows_the_payment(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    url, _ = server
+    page = await browser.new_page()
+    errors = watch(page)
+    await page.route_web_socket(EVENTS, _refuse_sockets)
+    await page.route(LONG_POLLS, lambda route: route.abort())
+    await check_out(page, url)
+    await page.wait_for_selector("#live[data-mode=polling]", timeout=30_000)
+    await page.click("#pay-alipay")
+    await page.wait_for_selector("#qr-image svg")
+    await pay_on_phone(browser, url, await _code_on_page(page))
+    await page.wait_for_selector("#paid:not([hidden])")
+    assert await page.get_attribute("#live", "data-mode") == "polling"
+    assert errors == []
+
+
+async def test_paying_an_order_paid_meanwhile_is_refused_with_a_clear_message(
+    server: tuple[str, str], browser: Browser, artifacts: Path
+) -> None:
+    """The page missed the news (every live path cut), so the shopper presses Refresh on a QR
+    of an order another device has just paid: refused, explained, nothing opened or charged."""
+    url, api_key = server
+    page = await browser.new_page()
+    errors = watch(page)
+    cut = False
+
+    async def live_reads(route: Route) -> None:
+        await (route.abort() if cut else route.continue_())
+
+    await page.route_web_socket(EVENTS, _refuse_sockets)
+    await page.route(re.compile(r".*/api/orders/ord_\w+(\?.*)?$"), live_reads)
+    order_id = await check_out(page, url)
+    await page.click("#pay-alipay")
+    await page.wait_for_selector("#qr-image svg")
+    code = await _code_on_page(page)
+    cut = True
+    await pay_on_phone(browser, url, code)
+    await status_is(page, "UNPAID")  # it has not heard
+
+    await page.click("#refresh")
+    await page.wait_for_selector("#error[data-code=order_already_paid]")
+    assert "already paid" in await page.inner_text("#error")
+    await screenshot(page, artifacts, "pc-refused-already-paid")
+    cut = False
+    await page.wait_for_selector("#paid:not([hidden])", timeout=30_000)
+    (payment,) = await payments_of(url, api_key, order_id)
+    assert payment["status"] == "PAID"
+    assert len(await sandbox(url, "ledger", payment["out_trade_no"])) == 1
+    assert errors == []
