@@ -4,6 +4,7 @@ page hears it by WebSocket, long-poll or plain polling."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -44,6 +45,8 @@ async def test_double_click_and_reload_make_one_trade_and_show_the_same_qr(
     url, api_key = server
     page = await browser.new_page()
     errors = watch(page)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     order_id = await check_out(page, url)
     assert "#" not in page.url  # the secret left the address bar
     assert await page.inner_text("#platform-name") == "a computer"
@@ -76,6 +79,12 @@ async def test_double_click_and_reload_make_one_trade_and_show_the_same_qr(
     assert await page.is_hidden("#choose")
     await screenshot(page, artifacts, "pc-paid")
 
+    # Everything the pages needed came from payonce itself: no CDN, no third party.
+    assert fetched
+    assert [u for u in fetched if not u.startswith((url, "data:"))] == []
+    # No HTTP request carried the secret in its address (only the WebSocket's query does,
+    # as the contract has it: browsers cannot set headers on a socket).
+    assert [u for u in fetched if "_secret_" in u] == []
     # A later visit shows the paid state at once.
     await page.reload()
     await page.wait_for_selector("#paid:not([hidden])")
@@ -178,17 +187,26 @@ async def test_paying_an_order_paid_meanwhile_is_refused_with_a_clear_message(
     page = await browser.new_page()
     errors = watch(page)
     cut = False
+    quiet = asyncio.Event()
 
-    async def live_reads(route: Route) -> None:
-        await (route.abort() if cut else route.continue_())
+    async def polls(route: Route) -> None:
+        if cut:
+            quiet.set()  # polls go one at a time: none is on its way past this point
+            await route.abort()
+        else:
+            await route.continue_()
 
+    # Sockets and long-polls never get through, so the page polls; then polls stop too.
     await page.route_web_socket(EVENTS, _refuse_sockets)
-    await page.route(re.compile(r".*/api/orders/ord_\w+(\?.*)?$"), live_reads)
+    await page.route(LONG_POLLS, lambda route: route.abort())
+    await page.route(re.compile(r".*/api/orders/ord_\w+$"), polls)
     order_id = await check_out(page, url)
+    await page.wait_for_selector("#live[data-mode=polling]", timeout=30_000)
     await page.click("#pay-alipay")
     await page.wait_for_selector("#qr-image svg")
     code = await _code_on_page(page)
     cut = True
+    await quiet.wait()
     await pay_on_phone(browser, url, code)
     await status_is(page, "UNPAID")  # it has not heard
 
@@ -201,4 +219,41 @@ async def test_paying_an_order_paid_meanwhile_is_refused_with_a_clear_message(
     (payment,) = await payments_of(url, api_key, order_id)
     assert payment["status"] == "PAID"
     assert len(await sandbox(url, "ledger", payment["out_trade_no"])) == 1
+    assert errors == []
+
+
+async def test_a_dropped_websocket_is_reopened_and_still_brings_the_payment(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    url, _ = server
+    page = await browser.new_page()
+    errors = watch(page)
+    sockets: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        sockets.append(route)
+        route.connect_to_server()
+
+    await page.route_web_socket(EVENTS, through)
+    modes: list[str] = []
+
+    def mode_seen(mode: str) -> None:
+        modes.append(mode)
+
+    await page.expose_function("modeSeen", mode_seen)
+    await page.add_init_script(
+        "new MutationObserver(() => window.modeSeen(document.getElementById('live').dataset.mode))"
+        ".observe(document, {subtree: true, attributes: true, attributeFilter: ['data-mode']})"
+    )
+    await check_out(page, url)
+    await page.wait_for_selector("#live[data-mode=websocket]")
+    await sockets[-1].close()  # the network drops the socket
+    await page.wait_for_function("document.getElementById('live').dataset.mode === 'reconnecting'")
+    await page.wait_for_selector("#live[data-mode=websocket]")
+    assert len(sockets) == 2  # the dropped one, and the one opened after it
+    await page.click("#pay-alipay")
+    await page.wait_for_selector("#qr-image svg")
+    await pay_on_phone(browser, url, await _code_on_page(page))
+    await page.wait_for_selector("#paid:not([hidden])")
+    assert modes[-3:] == ["websocket", "reconnecting", "websocket"]
     assert errors == []
