@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a frozen, adjustable clock and the storage backends.
+"""Fixtures shared by every test: a frozen, adjustable clock, the storage backends and servers
+for ASGI apps on loopback ports.
 
 PostgreSQL is a real server, started once per session from the machine's binaries by
 pytest-postgresql (through tests/support/pg_ctl); each test gets a database of its own.
@@ -26,6 +27,7 @@ from payonce.adapters.storage.memory import MemoryStorage
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.ports.storage import Storage
 from payonce.sandbox.keys import SandboxKeys
+from tests.loopback import Serve, loopback_servers
 
 START = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
 PG_CTL = Path(__file__).with_name("support") / "pg_ctl"
@@ -47,6 +49,13 @@ def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clock() -> AdjustableClock:
     """Time stands still unless a test moves it."""
     return AdjustableClock(start=START)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Serve an ASGI app on a loopback port for the test; returns its base URL."""
+    async with loopback_servers() as start:
+        yield start
 
 
 async def sqlite_storage(path: Path) -> SqlStorage:

@@ -6,17 +6,15 @@ test says, one that never answers in time, and a port where nothing listens.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 from standardwebhooks import Webhook
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.adapters.push.log import LogPush
@@ -25,7 +23,7 @@ from payonce.domain.ids import EventId, OrderId
 from payonce.domain.order import OrderStatus
 from payonce.ports.push import PushMessage, ShopperPush
 from tests.conftest import START
-from tests.integration.test_order_service_delivery import _loopback
+from tests.loopback import Serve, answer, received, unanswered
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 MESSAGE = PushMessage(
@@ -49,42 +47,9 @@ class Gateway:
         self.received: list[tuple[bytes, dict[str, str]]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body, headers = await received(scope, receive)
         self.received.append((body, headers))
-        await send({"type": "http.response.start", "status": self.status, "headers": []})
-        await send({"type": "http.response.body", "body": b"busy" if self.status >= 500 else b""})
-
-
-Serve = Callable[[ASGIApp], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Serve an ASGI app on a loopback port for the test; returns its base URL."""
-    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-
-    async def start(app: ASGIApp) -> str:
-        sock, url = _loopback()
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        running.append((server, task))
-        return url
-
-    yield start
-    for server, task in reversed(running):
-        server.should_exit = True
-        await task
+        await answer(send, self.status, b"busy" if self.status >= 500 else b"")
 
 
 @pytest.fixture
@@ -180,21 +145,11 @@ async def test_anything_but_2xx_raises_so_the_outbox_retries(
 
 
 async def test_a_refused_connection_or_no_answer_in_time_raises(serve: Serve) -> None:
-    released = asyncio.Event()
-
-    async def hangs(scope: Scope, receive: Receive, send: Send) -> None:
-        await released.wait()  # answers only after the caller gave up
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    slow_url = await serve(hangs)
-    sock, closed_url = _loopback()
-    sock.close()  # nothing listens there
     clock = AdjustableClock(start=START)
-    for url, complaint in ((closed_url, "ConnectError"), (slow_url, "no answer within 0.3 s")):
-        # A transport time-out: real time, the only real wait here.
-        adapter = WebhookPush(url, secret=SECRET, clock=clock, timeout_s=0.3)
-        with pytest.raises(PushGatewayUnavailable, match=complaint):
-            await adapter.send(MESSAGE)
-        await adapter.aclose()
-    released.set()
+    async with unanswered(serve) as (slow_url, closed_url):
+        for url, complaint in ((closed_url, "ConnectError"), (slow_url, "no answer within 0.3 s")):
+            # A transport time-out: real time, the only real wait here.
+            adapter = WebhookPush(url, secret=SECRET, clock=clock, timeout_s=0.3)
+            with pytest.raises(PushGatewayUnavailable, match=complaint):
+                await adapter.send(MESSAGE)
+            await adapter.aclose()

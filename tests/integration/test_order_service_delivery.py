@@ -10,12 +10,11 @@ background loop would run them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import shutil
-import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -24,9 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from standardwebhooks import Webhook, WebhookVerificationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.adapters.order_service.signing import WebhookSigner
@@ -39,6 +37,7 @@ from payonce.ports.storage import ConsumerDelivery, OutboxEntry
 from payonce.service import outbox
 from payonce.service.context import Policy
 from tests.integration.conftest import API_KEY, Live, NotifyOutage
+from tests.loopback import Serve, answer, loopback, received, served, unanswered
 from tests.unit.test_webhook_signing import _event
 
 SECRET = "whsec_" + base64.b64encode(b"the order service's shared key!!").decode()
@@ -87,18 +86,10 @@ class OrderSystem:
         self.url = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body, headers = await received(scope, receive)
         status = self._answer(body, headers)
         self.calls.append(Call(headers.get("webhook-id"), self.clock.now(), status))
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+        await answer(send, status)
 
     def _answer(self, body: bytes, headers: dict[str, str]) -> int:
         try:
@@ -122,36 +113,35 @@ class OrderSystem:
         return [call for call in self.calls if call.webhook_id == webhook_id]
 
 
-def _loopback() -> tuple[socket.socket, str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-Serve = Callable[[ASGIApp], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Serve an ASGI app on a loopback port for the test; returns its base URL."""
-    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-
-    async def start(app: ASGIApp) -> str:
-        sock, url = _loopback()
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        running.append((server, task))
-        return url
-
-    yield start
-    for server, task in reversed(running):
-        server.should_exit = True
-        await task
+@asynccontextmanager
+async def payonce_on_loopback(
+    tmp_path: Path, sandbox_keys: Path, clock: AdjustableClock, **settings: Any
+) -> AsyncIterator[Live]:
+    """payonce with these ``settings`` (besides what every live test sets), served on a
+    loopback port behind NotifyOutage, on ``clock``; the relay's backoff is capped at
+    BACKOFF_CAP so that an hour shows both the doubling and the cap."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copytree(sandbox_keys, data_dir / "sandbox")
+    sock, url = loopback()
+    container = await bootstrap(
+        Settings(
+            data_dir=data_dir,
+            api_key=API_KEY,  # type: ignore[arg-type]
+            clock="adjustable",
+            mount_sandbox=True,
+            **settings,
+        ),
+        public_url=url,
+        clock=clock,
+        policy=Policy(outbox_backoff_max=BACKOFF_CAP, order_ttl=timedelta(hours=3)),
+    )
+    try:
+        outage = NotifyOutage(create_app(container, run_background=False))
+        async with served(outage, sock), httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield Live(url, container, clock, http, outage)
+    finally:
+        await container.aclose()
 
 
 @pytest.fixture
@@ -163,41 +153,18 @@ async def order_system(serve: Serve, clock: AdjustableClock) -> OrderSystem:
 
 @pytest.fixture
 async def live(
-    tmp_path: Path,
-    sandbox_keys: Path,
-    clock: AdjustableClock,
-    serve: Serve,
-    order_system: OrderSystem,
+    tmp_path: Path, sandbox_keys: Path, clock: AdjustableClock, order_system: OrderSystem
 ) -> AsyncIterator[Live]:
     """payonce, configured by settings to notify the order system's webhook."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copytree(sandbox_keys, data_dir / "sandbox")
-    sock, url = _loopback()
-    settings = Settings(
-        data_dir=data_dir,
-        api_key=API_KEY,  # type: ignore[arg-type]
-        clock="adjustable",
-        mount_sandbox=True,
+    async with payonce_on_loopback(
+        tmp_path,
+        sandbox_keys,
+        clock,
         order_webhook_url=order_system.url,
-        order_webhook_secret=SECRET,  # type: ignore[arg-type]
+        order_webhook_secret=SECRET,
         order_webhook_timeout_s=2,
-    )
-    policy = Policy(outbox_backoff_max=BACKOFF_CAP, order_ttl=timedelta(hours=3))
-    container = await bootstrap(settings, public_url=url, clock=clock, policy=policy)
-    outage = NotifyOutage(create_app(container, run_background=False))
-    server = uvicorn.Server(uvicorn.Config(outage, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    running = Live(url, container, clock, httpx.AsyncClient(base_url=url, timeout=30), outage)
-    yield running
-    await running.http.aclose()
-    server.should_exit = True
-    await task
-    await container.aclose()
+    ) as running:
+        yield running
 
 
 async def _pay(live: Live) -> dict[str, Any]:
@@ -361,27 +328,16 @@ async def test_the_order_system_refuses_unsigned_forged_tampered_and_stale_calls
 async def test_no_answer_within_the_time_out_or_no_server_is_not_an_acknowledgement(
     serve: Serve, clock: AdjustableClock
 ) -> None:
-    released = asyncio.Event()
-
-    async def hangs(scope: Scope, receive: Receive, send: Send) -> None:
-        await released.wait()  # answers only after the caller gave up
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    slow_url = await serve(hangs)
-    sock, closed_url = _loopback()
-    sock.close()  # nothing listens there
-
     event = _event()
-    for url, complaint in ((slow_url, "no answer within 0.3 s"), (closed_url, "ConnectError")):
-        webhook = OrderWebhook(
-            url,
-            WebhookSigner(SECRET),
-            clock=clock,
-            timeout_s=0.3,  # a transport time-out: real time, the only real wait here
-            topics=[Topic.PAYMENT_SUCCEEDED],
-        )
-        with pytest.raises(OrderServiceUnavailable, match=complaint):
-            await webhook.handle(event)
-        await webhook.aclose()
-    released.set()
+    async with unanswered(serve) as (slow_url, closed_url):
+        for url, complaint in ((slow_url, "no answer within 0.3 s"), (closed_url, "ConnectError")):
+            webhook = OrderWebhook(
+                url,
+                WebhookSigner(SECRET),
+                clock=clock,
+                timeout_s=0.3,  # a transport time-out: real time, the only real wait here
+                topics=[Topic.PAYMENT_SUCCEEDED],
+            )
+            with pytest.raises(OrderServiceUnavailable, match=complaint):
+                await webhook.handle(event)
+            await webhook.aclose()

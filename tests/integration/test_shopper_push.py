@@ -7,40 +7,33 @@ library and answers what the test says. Time moves on the shared AdjustableClock
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from payonce.adapters.clock import AdjustableClock
-from payonce.bootstrap import bootstrap
-from payonce.config import Settings
 from payonce.domain.events import Topic
-from payonce.entrypoints.web.app import create_app
 from payonce.ports.storage import OutboxEntry
 from payonce.service import outbox
-from payonce.service.context import Policy
-from tests.integration.conftest import API_KEY, Live, NotifyOutage
+from tests.integration.conftest import Live
 from tests.integration.test_channels import _approve
 from tests.integration.test_extra_captures import _alipay_scanned_then_paypal
 from tests.integration.test_order_service_delivery import (
     SharedClockVerifier,
     _events,
-    _loopback,
     _pay,
     _relay_until,
     _state,
+    payonce_on_loopback,
 )
+from tests.loopback import Serve, answer, received
 
 SECRET = "whsec_" + base64.b64encode(b"the push gateway's shared key!!!").decode()
 
@@ -70,14 +63,7 @@ class Gateway:
         self.url = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body, headers = await received(scope, receive)
         try:
             self.verifier.verify(body, headers)
         except Exception:
@@ -85,33 +71,18 @@ class Gateway:
         else:
             status = self.status
         self.calls.append(Push(headers.get("webhook-id"), self.clock.now(), status, body, headers))
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+        await answer(send, status)
 
     @property
     def accepted(self) -> list[Push]:
         return [call for call in self.calls if 200 <= call.status < 300]
 
 
-async def _serve(app: Any, sock: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    return server, task
-
-
 @pytest.fixture
-async def gateway(clock: AdjustableClock) -> AsyncIterator[Gateway]:
+async def gateway(serve: Serve, clock: AdjustableClock) -> Gateway:
     found = Gateway(clock)
-    sock, url = _loopback()
-    server, task = await _serve(found, sock)
-    found.url = url + "/push"
-    yield found
-    server.should_exit = True
-    await task
+    found.url = await serve(found) + "/push"
+    return found
 
 
 @pytest.fixture
@@ -119,29 +90,15 @@ async def live(
     tmp_path: Path, sandbox_keys: Path, clock: AdjustableClock, gateway: Gateway
 ) -> AsyncIterator[Live]:
     """payonce, configured by settings to push to the gateway."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copytree(sandbox_keys, data_dir / "sandbox")
-    sock, url = _loopback()
-    settings = Settings(
-        data_dir=data_dir,
-        api_key=API_KEY,  # type: ignore[arg-type]
-        clock="adjustable",
-        mount_sandbox=True,
+    async with payonce_on_loopback(
+        tmp_path,
+        sandbox_keys,
+        clock,
         push_gateway_url=gateway.url,
-        push_gateway_secret=SECRET,  # type: ignore[arg-type]
+        push_gateway_secret=SECRET,
         push_timeout_s=2,
-    )
-    policy = Policy(outbox_backoff_max=timedelta(minutes=10), order_ttl=timedelta(hours=3))
-    container = await bootstrap(settings, public_url=url, clock=clock, policy=policy)
-    outage = NotifyOutage(create_app(container, run_background=False))
-    server, task = await _serve(outage, sock)
-    running = Live(url, container, clock, httpx.AsyncClient(base_url=url, timeout=30), outage)
-    yield running
-    await running.http.aclose()
-    server.should_exit = True
-    await task
-    await container.aclose()
+    ) as running:
+        yield running
 
 
 def _iso(moment: datetime) -> str:

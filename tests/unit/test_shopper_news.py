@@ -23,7 +23,7 @@ from payonce.service.context import Deps
 from payonce.service.shopper_news import OrderNotYetPaid, ShopperNews, news_for, shown
 from payonce.service.views import order_event
 from tests.conftest import START
-from tests.integration.test_order_service_delivery import _loopback
+from tests.loopback import loopback
 
 SOON, DONE = "Refund on its way", "Payment refunded"
 
@@ -173,7 +173,7 @@ async def test_the_feed_gets_the_order_event_and_the_push_is_sent(
 
 async def test_a_push_that_fails_raises_after_the_feed_was_fed(deps: Deps) -> None:
     order, payment, event = await _stored(deps)
-    sock, closed_url = _loopback()
+    sock, closed_url = loopback()
     sock.close()  # the gateway is down: nothing listens
     push = WebhookPush(closed_url, secret=None, clock=deps.clock, timeout_s=1)
     async with deps.feed.subscribe(order.id) as subscription:
@@ -186,7 +186,7 @@ async def test_a_push_that_fails_raises_after_the_feed_was_fed(deps: Deps) -> No
 async def test_an_event_of_an_unknown_order_tells_nothing(deps: Deps) -> None:
     order = _order()
     event = Event.about(Topic.PAYMENT_SUCCEEDED, _payment(order, applied=True), START)
-    sock, closed_url = _loopback()
+    sock, closed_url = loopback()
     sock.close()
     push = WebhookPush(closed_url, secret=None, clock=deps.clock, timeout_s=1)
     await ShopperNews(deps, push).handle(event)  # nothing to tell, so no call that could fail

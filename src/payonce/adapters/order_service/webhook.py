@@ -7,13 +7,12 @@ nothing the order service has not acknowledged counts as delivered.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import httpx
 
 from payonce.adapters.order_service.signing import WebhookSigner
-from payonce.adapters.providers.http_pool import ClientPool
+from payonce.adapters.webhook_post import WebhookPost
 from payonce.domain.events import Event, Topic
 from payonce.errors import PayonceError
 from payonce.ports.clock import Clock
@@ -44,36 +43,14 @@ class OrderWebhook:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.topics = frozenset(topics)
-        self._url = url
         self._signer = signer
         self._clock = clock
-        self._timeout_s = timeout_s
-        self._pool = ClientPool(
-            lambda: httpx.AsyncClient(
-                transport=transport,
-                timeout=timeout_s,
-                follow_redirects=False,  # a redirect is not an acknowledgement
-                headers={"user-agent": "payonce"},
-            )
+        self._post = WebhookPost(
+            url, timeout_s=timeout_s, unavailable=OrderServiceUnavailable, transport=transport
         )
 
     async def handle(self, event: Event) -> None:
-        message = self._signer.sign(event, now=self._clock.now())
-        try:
-            # httpx's time-out bounds each phase; this bounds the whole attempt.
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._pool.client().post(
-                    self._url, content=message.body, headers=message.headers
-                )
-        except (TimeoutError, httpx.TimeoutException) as error:
-            raise OrderServiceUnavailable(f"no answer within {self._timeout_s:g} s") from error
-        except httpx.HTTPError as error:
-            raise OrderServiceUnavailable(f"{type(error).__name__}: {error}") from error
-        if not response.is_success:
-            said = response.text[:200].strip()
-            raise OrderServiceUnavailable(
-                f"answered {response.status_code}" + (f": {said}" if said else "")
-            )
+        await self._post.post(self._signer.sign(event, now=self._clock.now()))
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._post.aclose()

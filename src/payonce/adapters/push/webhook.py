@@ -9,7 +9,6 @@ deduplicates. With a secret, the call is signed per Standard Webhooks over
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from payonce.adapters.order_service.signing import SignedMessage, iso_z, standard_webhook
-from payonce.adapters.providers.http_pool import ClientPool
+from payonce.adapters.webhook_post import WebhookPost
 from payonce.errors import PayonceError
 from payonce.ports.clock import Clock
 from payonce.ports.push import PushMessage
@@ -64,17 +63,10 @@ class WebhookPush:
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._url = url
         self._webhook = Webhook(secret) if secret is not None else None
         self._clock = clock
-        self._timeout_s = timeout_s
-        self._pool = ClientPool(
-            lambda: httpx.AsyncClient(
-                transport=transport,
-                timeout=timeout_s,
-                follow_redirects=False,  # a redirect is not an acceptance
-                headers={"user-agent": "payonce"},
-            )
+        self._post = WebhookPost(
+            url, timeout_s=timeout_s, unavailable=PushGatewayUnavailable, transport=transport
         )
 
     def signed(self, message: PushMessage, *, now: datetime) -> SignedMessage:
@@ -82,22 +74,7 @@ class WebhookPush:
         return standard_webhook(message.id, push_body(message), now=now, webhook=self._webhook)
 
     async def send(self, message: PushMessage) -> None:
-        request = self.signed(message, now=self._clock.now())
-        try:
-            # httpx's time-out bounds each phase; this bounds the whole attempt.
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._pool.client().post(
-                    self._url, content=request.body, headers=request.headers
-                )
-        except (TimeoutError, httpx.TimeoutException) as error:
-            raise PushGatewayUnavailable(f"no answer within {self._timeout_s:g} s") from error
-        except httpx.HTTPError as error:
-            raise PushGatewayUnavailable(f"{type(error).__name__}: {error}") from error
-        if not response.is_success:
-            said = response.text[:200].strip()
-            raise PushGatewayUnavailable(
-                f"answered {response.status_code}" + (f": {said}" if said else "")
-            )
+        await self._post.post(self.signed(message, now=self._clock.now()))
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._post.aclose()
