@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 import websockets
 
+from payonce.domain.events import Topic
 from payonce.sandbox.credentials import AlipayCredentials
 from payonce.sandbox.signing import (
     NOTIFICATION_UNSIGNED_KEYS,
@@ -16,6 +17,7 @@ from payonce.sandbox.signing import (
     sign_rsa2,
     unsigned_string,
 )
+from payonce.service import outbox
 from tests.integration.conftest import Live
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
@@ -80,10 +82,13 @@ async def test_the_same_notification_delivered_three_times_is_applied_once(live:
         assert (again.status_code, again.text) == (200, "success")
     assert await _state(live, order) == after_first
     deps = live.container.deps
+    written = await outbox.browse(deps.storage, undelivered_only=False, order_id=order["id"])
     async with deps.storage.transaction() as uow:
-        due = await uow.outbox.due(now=live.clock.now(), limit=10)
         stored = await uow.payments.for_order(order["id"])
-    assert due == []  # the one payment.succeeded was delivered, no second event was written
+    # One payment.succeeded, taken by the order inbox; no second event was written.
+    assert [(e.event.topic, "orders" in e.acknowledged_by) for e in written] == [
+        (Topic.PAYMENT_SUCCEEDED, True)
+    ]
     assert [(p.status.value, p.applied) for p in stored] == [("PAID", True)]
     assert [m.kind for m in live.sandbox.ledger()] == ["capture"]
 

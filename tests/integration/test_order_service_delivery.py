@@ -298,6 +298,7 @@ async def test_the_order_system_refuses_unsigned_forged_tampered_and_stale_calls
     live: Live, order_system: OrderSystem
 ) -> None:
     order = await _pay(live)  # delivered at once: the order service is up
+    await outbox.deliver_due(live.container.deps)  # and the shopper's push, by the relay
     [entry] = await _events(live)
     assert entry.delivered_at is not None
     assert order_system.paid == Counter({order["id"]: 1})

@@ -114,6 +114,13 @@ async def test_a_paid_order_gives_one_signed_push_with_its_exact_state(
     live: Live, gateway: Gateway
 ) -> None:
     order = await _pay(live)
+    # The attempt right after the commit runs under the order's lock: the order side only.
+    entry = await _entry_of(live, Topic.PAYMENT_SUCCEEDED)
+    assert gateway.calls == []
+    assert entry.acknowledged_by == frozenset({"orders"})
+    assert entry.next_attempt_at == live.clock.now()
+    assert entry.last_error == "left for the relay: shopper"
+    assert await outbox.deliver_due(live.container.deps) == 1  # the relay, at once
 
     paid = await live.order(order)
     entry = await _entry_of(live, Topic.PAYMENT_SUCCEEDED)
@@ -143,7 +150,7 @@ async def test_a_paid_order_gives_one_signed_push_with_its_exact_state(
     )
     assert push.headers["webhook-signature"].startswith("v1,")
     assert push.headers["webhook-timestamp"] == str(int(live.clock.now().timestamp()))
-    # The first delivery, right after the commit, took it: nothing is left to retry.
+    # The relay's first delivery took it: nothing is left to retry.
     assert entry.delivered_at == push.at
     assert _state(entry, "shopper").attempts == 1
     await _relay_until(live, live.clock.now() + timedelta(hours=1))
@@ -157,6 +164,7 @@ async def test_a_gateway_answering_503_keeps_the_event_due_for_the_shopper_alone
     start = live.clock.now()
     order = await _pay(live)
     assert (await live.order(order))["status"] == "READY_FOR_SHIPMENT"  # the inbox applied it
+    assert await outbox.deliver_due(live.container.deps) == 0  # the relay's first try: 503
 
     entry = await _entry_of(live, Topic.PAYMENT_SUCCEEDED)
     assert entry.delivered_at is None
@@ -226,6 +234,7 @@ async def test_the_feed_is_fed_from_the_outbox_event_when_the_after_commit_publi
 ) -> None:
     deps = live.container.deps
     order = await _pay(live)
+    assert await outbox.deliver_due(deps) == 1  # the relay takes it to the shopper
     paid = await live.order(order)
     entry = await _entry_of(live, Topic.PAYMENT_SUCCEEDED)
     # This subscriber missed every publish so far, as a client whose instance lost it would.

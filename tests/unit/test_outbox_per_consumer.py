@@ -229,3 +229,30 @@ async def test_a_replay_that_lands_while_the_event_is_delivered_is_not_lost(deps
     assert steady.calls == [event.id, event.id]  # the replay reached it
     assert webhook.calls == [event.id]  # acknowledged once, not asked again
     assert (await _entry(deps, event)).delivered_at is not None
+
+
+class Gateway(Consumer):
+    """A consumer that calls out (a push gateway): never run under the order's lock."""
+
+    relay_only = True
+
+
+async def test_the_inline_attempt_leaves_relay_only_consumers_to_the_relay(
+    deps: Deps, clock: AdjustableClock
+) -> None:
+    [event] = await _paid_events(deps)
+    push, steady = Gateway("push"), Consumer("steady")
+    deps.consumers = (*deps.consumers, push, steady)
+
+    # Right after the commit, under the order's lock: the order side only.
+    assert await outbox.deliver_due(deps, order_id=event.order_id, inline=True) == 0
+    assert (push.calls, steady.calls) == ([], [event.id])
+    entry = await _entry(deps, event)
+    assert entry.acknowledged_by == frozenset({"orders", "steady"})
+    assert (entry.delivered_at, entry.next_attempt_at) == (None, clock.now())  # due at once
+    assert entry.last_error == "left for the relay: push"
+
+    # The relay, at once: the gateway alone, and the event is delivered.
+    assert await outbox.deliver_due(deps) == 1
+    assert (push.calls, steady.calls) == ([event.id], [event.id])
+    assert (await _entry(deps, event)).delivered_at == clock.now()

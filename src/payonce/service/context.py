@@ -109,7 +109,11 @@ class Policy:
 
 
 class EventConsumer(Protocol):
-    """A destination of outbox events; it must apply each event id at most once."""
+    """A destination of outbox events; it must apply each event id at most once.
+
+    One that sets ``relay_only = True`` (it calls out: a provider, a push gateway) is never
+    handed an event in the attempt made right after a commit, under the order's lock; the
+    relay delivers to it instead."""
 
     @property
     def name(self) -> str: ...

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from payonce.domain.events import Topic
 from payonce.domain.ids import EventId, OrderId
 from payonce.ports.storage import OutboxEntry, Storage
-from payonce.service.context import Deps
+from payonce.service.context import Deps, EventConsumer
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,19 @@ def next_attempt_delay(deps: Deps, attempts: int) -> timedelta:
     return min(delay, policy.outbox_backoff_max)
 
 
-async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
+async def deliver_due(
+    deps: Deps, *, order_id: OrderId | None = None, inline: bool = False
+) -> int:
     """Deliver every due event (of one order, or all); returns how many were acknowledged.
 
     Each relay claims what it delivers for a lease, so relays running at once (the immediate
     attempt after a commit, the background loop, other workers) take disjoint events; one that
     dies mid-way leaves its events due again when the lease ends. Consumers still deduplicate
     on the event id, so a delivery repeated after a lapsed lease is a no-op, not a repeat.
+
+    ``inline`` is the attempt made right after a commit, while the caller may hold the order's
+    lock: relay-only consumers (a provider call, an outside gateway) are left out of it, and
+    the event stays due at once for the relay to take to them.
     """
     delivered = taken = 0
     while taken < BATCH:
@@ -52,7 +58,7 @@ async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
                 order_id=order_id,
             )
         outcomes = await asyncio.gather(
-            *(_deliver(deps, e) for e in entries), return_exceptions=True
+            *(_deliver(deps, e, inline=inline) for e in entries), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -65,7 +71,11 @@ async def deliver_due(deps: Deps, *, order_id: OrderId | None = None) -> int:
     return delivered
 
 
-async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
+def relay_only(consumer: EventConsumer) -> bool:
+    return bool(getattr(consumer, "relay_only", False))
+
+
+async def _deliver(deps: Deps, entry: OutboxEntry, *, inline: bool) -> bool:
     event = entry.event
     takers = [c for c in deps.consumers if event.topic in c.topics]
     if not takers:
@@ -74,7 +84,7 @@ async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
         return False
     outcomes: dict[str, str | None] = {}
     for consumer in takers:
-        if consumer.name in entry.acknowledged_by:
+        if consumer.name in entry.acknowledged_by or (inline and relay_only(consumer)):
             continue
         try:
             await consumer.handle(event)
@@ -104,11 +114,13 @@ async def _deliver(deps: Deps, entry: OutboxEntry) -> bool:
         waiting = sorted(c.name for c in takers if c.name not in acknowledged)
         if not failures and not waiting:
             return await uow.outbox.mark_delivered(event.id, now=now)
+        # Reopened by a replay while we delivered, or left for the relay by the inline
+        # attempt: due again at once, for those consumers.
+        why = "left for the relay" if inline else "replayed while delivering"
         await uow.outbox.mark_failed(
             event.id,
-            # Reopened by a replay while we delivered: due again at once, for those consumers.
             next_attempt_at=now + next_attempt_delay(deps, entry.attempts) if failures else now,
-            error="; ".join(failures or [f"replayed while delivering: {', '.join(waiting)}"])[:500],
+            error="; ".join(failures or [f"{why}: {', '.join(waiting)}"])[:500],
         )
         return False
 

@@ -177,9 +177,10 @@ async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:
     await cache_payment(deps, payment)
     await publish(deps, order, payment)
     if any(event.topic is Topic.PAYMENT_SUCCEEDED for event in reaction.events):
-        # The order service is told at once. An extra capture's refund is left to the relay:
-        # a provider call that must not run while our caller holds the order's lock.
-        await outbox.deliver_due(deps, order_id=order.id)
+        # The order service is told at once. Relay-only consumers (an extra capture's refund,
+        # the shopper's push) are left to the relay: calls out that must not run while our
+        # caller holds the order's lock.
+        await outbox.deliver_due(deps, order_id=order.id, inline=True)
 
 
 async def cache_payment(deps: Deps, payment: Payment) -> None:

@@ -34,6 +34,7 @@ class Refunder:
 
     name = "refunds"
     topics = frozenset({Topic.PAYMENT_EXTRA_CAPTURED})
+    relay_only = True  # it calls out; never under the order's lock
 
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

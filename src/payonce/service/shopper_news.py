@@ -45,6 +45,7 @@ class ShopperNews:
 
     name = "shopper"
     topics = frozenset({Topic.PAYMENT_SUCCEEDED, Topic.PAYMENT_EXTRA_CAPTURED})
+    relay_only = True  # it calls out; never under the order's lock
 
     def __init__(self, deps: Deps, push: ShopperPush) -> None:
         self._deps = deps
