@@ -97,6 +97,10 @@ def pay_one_order(
     return current
 
 
+# Each server's log, by its URL: tests read what it wrote.
+SERVER_LOGS: dict[str, Path] = {}
+
+
 @contextmanager
 def served(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[tuple[str, str]]:
     """`payonce serve` with the embedded defaults (and ``settings``): its URL and API key."""
@@ -105,6 +109,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterato
     url = f"http://127.0.0.1:{port}"
     env = clean_env(PAYONCE_DATA_DIR=str(data_dir), **settings)
     log_path = data_dir / "serve.log"
+    SERVER_LOGS[url] = log_path
     with running(["serve", "--port", str(port)], env, f"{url}/livez", log_path):
         yield url, api_key_printed(log_path)
 

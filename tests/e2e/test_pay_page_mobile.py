@@ -99,3 +99,23 @@ async def test_in_the_shops_app_the_wallet_sheet_pays_without_leaving_the_page(
     ledger = await sandbox(url, "ledger", payment["out_trade_no"])
     assert [(m["kind"], m["amount"]) for m in ledger] == [("capture", 6498)]
     await context.close()
+
+
+async def test_back_from_the_wallet_without_paying_the_page_offers_the_fallback(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    url, api_key = server
+    context = await phone_context(browser)
+    page = await context.new_page()
+    errors = watch(page)
+    order_id = await check_out(page, url)
+    await page.click("#pay-wechat")
+    await page.wait_for_selector("[data-testid=wallet]")  # the wallet opened (its H5 page)
+    await page.go_back()  # and the shopper came back without paying
+    await page.wait_for_selector("#fallback:not([hidden])")
+    assert await page.is_hidden("#launch")
+    assert await page.is_visible("#i-paid")
+    (payment,) = await payments_of(url, api_key, order_id)
+    assert [payment[k] for k in ("channel", "platform", "status")] == ["wechat", "wap", "PAYING"]
+    assert errors == []
+    await context.close()

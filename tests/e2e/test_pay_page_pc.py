@@ -22,6 +22,7 @@ from tests.e2e.checkout import (
     status_is,
     watch,
 )
+from tests.e2e.conftest import SERVER_LOGS
 
 EVENTS = re.compile(r".*/api/orders/ord_\w+/events.*")
 LONG_POLLS = re.compile(r".*/api/orders/ord_\w+\?after_version=.*")
@@ -74,7 +75,7 @@ async def test_double_click_and_reload_make_one_trade_and_show_the_same_qr(
     await pay_on_phone(browser, url, code)
     await page.wait_for_selector("#paid:not([hidden])")  # heard over the WebSocket
     assert await page.inner_text("#status") == "READY_FOR_SHIPMENT"
-    assert await page.get_attribute("#live", "data-mode") == "websocket"
+    assert await page.evaluate("document.body.dataset.paidVia") == "websocket"
     assert await page.is_hidden("#qr")
     assert await page.is_hidden("#choose")
     await screenshot(page, artifacts, "pc-paid")
@@ -83,8 +84,12 @@ async def test_double_click_and_reload_make_one_trade_and_show_the_same_qr(
     assert fetched
     assert [u for u in fetched if not u.startswith((url, "data:"))] == []
     # No HTTP request carried the secret in its address (only the WebSocket's query does,
-    # as the contract has it: browsers cannot set headers on a socket).
+    # as the contract has it: browsers cannot set headers on a socket), and the server's log
+    # does not show it.
     assert [u for u in fetched if "_secret_" in u] == []
+    logged = SERVER_LOGS[url].read_text()
+    assert "client_secret=[redacted]" in logged
+    assert "_secret_" not in logged
     # A later visit shows the paid state at once.
     await page.reload()
     await page.wait_for_selector("#paid:not([hidden])")
@@ -143,20 +148,24 @@ async def _refuse_sockets(route: WebSocketRoute) -> None:
     await route.close()  # a proxy that accepts the upgrade and drops it
 
 
+def _silent_sockets(route: WebSocketRoute) -> None:
+    """A proxy that takes the upgrade and then passes nothing either way."""
+
+
 async def test_with_websockets_blocked_the_long_poll_shows_the_payment(
     server: tuple[str, str], browser: Browser
 ) -> None:
     url, _ = server
     page = await browser.new_page()
     errors = watch(page)
-    await page.route_web_socket(EVENTS, _refuse_sockets)
+    await page.route_web_socket(EVENTS, _silent_sockets)
     await check_out(page, url)
     await page.wait_for_selector("#live[data-mode=long-poll]")
     await page.click("#pay-alipay")
     await page.wait_for_selector("#qr-image svg")
     await pay_on_phone(browser, url, await _code_on_page(page))
     await page.wait_for_selector("#paid:not([hidden])")
-    assert await page.get_attribute("#live", "data-mode") == "long-poll"
+    assert await page.evaluate("document.body.dataset.paidVia") == "long-poll"
     assert errors == []
 
 
@@ -174,7 +183,7 @@ async def test_with_long_polls_blocked_too_plain_polling_shows_the_payment(
     await page.wait_for_selector("#qr-image svg")
     await pay_on_phone(browser, url, await _code_on_page(page))
     await page.wait_for_selector("#paid:not([hidden])")
-    assert await page.get_attribute("#live", "data-mode") == "polling"
+    assert await page.evaluate("document.body.dataset.paidVia") == "polling"
     assert errors == []
 
 
@@ -208,7 +217,12 @@ async def test_paying_an_order_paid_meanwhile_is_refused_with_a_clear_message(
     cut = True
     await quiet.wait()
     await pay_on_phone(browser, url, code)
-    await status_is(page, "UNPAID")  # it has not heard
+    for _ in range(100):  # the notification reaches payonce just after the wallet's answer
+        if (await order_of(url, api_key, order_id))["status"] == "READY_FOR_SHIPMENT":
+            break
+        await asyncio.sleep(0.05)
+    assert (await order_of(url, api_key, order_id))["status"] == "READY_FOR_SHIPMENT"
+    await status_is(page, "UNPAID")  # paid, and the page has not heard
 
     await page.click("#refresh")
     await page.wait_for_selector("#error[data-code=order_already_paid]")
@@ -255,5 +269,49 @@ async def test_a_dropped_websocket_is_reopened_and_still_brings_the_payment(
     await page.wait_for_selector("#qr-image svg")
     await pay_on_phone(browser, url, await _code_on_page(page))
     await page.wait_for_selector("#paid:not([hidden])")
-    assert modes[-3:] == ["websocket", "reconnecting", "websocket"]
+    await page.wait_for_selector("#live[data-mode=done]")  # paid is final: it stops following
+    assert modes[-4:] == ["websocket", "reconnecting", "websocket", "done"]
+    assert errors == []
+
+
+async def test_a_reload_while_the_pay_request_is_on_its_way_sends_it_again_with_its_key(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    """The shopper clicks, and reloads before the answer arrives: the page sends the same
+    intention again with the same Idempotency-Key, and gets the first request's answer."""
+    url, api_key = server
+    page = await browser.new_page()
+    errors = watch(page)
+    order_id = await check_out(page, url)
+    keys: list[str] = []
+    replayed: list[str | None] = []
+    done_at_server = asyncio.Event()
+    held: list[Route] = []
+
+    async def hold_the_first_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        keys.append(route.request.headers["idempotency-key"])
+        answer = await route.fetch()  # the server does the work
+        replayed.append(answer.headers.get("idempotent-replayed"))
+        if len(keys) == 1:
+            held.append(route)  # ...and its answer never reaches this page
+            done_at_server.set()
+        else:
+            await route.fulfill(response=answer)
+
+    await page.route(re.compile(r".*/api/orders/ord_\w+/payments$"), hold_the_first_answer)
+    await page.click("#pay-alipay")
+    await done_at_server.wait()
+    assert await page.is_disabled("#pay-alipay")  # still waiting for its answer
+    await page.reload()
+    await page.wait_for_selector("#qr-image svg")
+    await page.wait_for_function(f"!sessionStorage.getItem('payonce:intent:{order_id}')")
+
+    assert len(keys) == 2
+    assert keys[0] == keys[1]  # the same intention, the same key
+    assert replayed == [None, "true"]  # the second got the first one's stored answer
+    (payment,) = await payments_of(url, api_key, order_id)
+    assert await _precreates(url, payment["out_trade_no"]) == 1
     assert errors == []

@@ -74,6 +74,12 @@ def test_the_checkout_page_creates_an_order_and_hands_over_only_its_secret(
         assert (again.status_code, again.headers["location"]) == (303, location)
         empty = http.post("/demo/orders", data={"cart_id": "cart-2", "currency": "CNY"})
         assert (empty.status_code, empty.json()["code"]) == (422, "invalid_request")
+        # Back in the cart, changed, and sent again: another order, not a refusal.
+        changed = http.post("/demo/orders", data={**cart, "qty-TEA-001": "3"})
+        assert changed.status_code == 303
+        assert changed.headers["location"] != location
+        odd = http.post("/demo/orders", data={"cart_id": "cart-4", "qty-TEA-001": "²"})
+        assert (odd.status_code, odd.json()["code"]) == (422, "invalid_request")
         brazil = {"cart_id": "cart-3", "currency": "BRL", "qty-POT-200": "1"}
         in_reais = http.post("/demo/orders", data=brazil, follow_redirects=False)
         assert in_reais.status_code == 303

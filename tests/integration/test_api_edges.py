@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from payonce.adapters.feed.memory import InProcessFeed
+from payonce.service.context import Policy
 from tests.integration.conftest import Live, LiveFactory
 
 
@@ -149,3 +151,22 @@ async def test_a_long_poll_ends_when_its_client_leaves(live: Live) -> None:
             break
         await asyncio.sleep(0.1)
     assert feed.listeners(order["id"]) == 0
+
+
+async def test_a_quiet_websocket_is_sent_the_order_as_it_is(start_live: LiveFactory) -> None:
+    """With no news, the socket still speaks now and then: the order as it is (so a publish
+    that was lost is made good), which also tells the page its socket is alive."""
+    live = await start_live(policy=Policy(live_heartbeat_s=0.2))
+    order = await live.create_order()
+    url = live.url.replace("http", "ws") + f"/api/orders/{order['id']}/events"
+    async with websockets.connect(f"{url}?client_secret={order['client_secret']}") as ws:
+        first = json.loads(await ws.recv())
+        again = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert again == first  # nothing changed: the same state, the same status_version
+        await live.apply(order)
+        seen = [json.loads(await asyncio.wait_for(ws.recv(), 5))]
+        while seen[-1]["payment"] is None or seen[-1]["payment"]["status"] != "PAYING":
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        versions = [message["status_version"] for message in seen]
+        assert versions == sorted(versions)  # heartbeats and news alike never go back
+        assert versions[-1] > first["status_version"]

@@ -15,6 +15,7 @@ from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
 from payonce.bootstrap import bootstrap
 from payonce.config import Settings
+from payonce.entrypoints.log_redaction import redact_server_logs
 from payonce.entrypoints.outbox_cli import outbox_app
 from payonce.entrypoints.reconcile_cli import (
     AsJson,
@@ -89,6 +90,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     )
+    redact_server_logs()  # after uvicorn set its loggers up
     try:
         await server.serve()
     finally:

@@ -71,6 +71,9 @@ class Policy:
     poll_past_deadline: timedelta = timedelta(hours=1)
     # A shopper's reads ask the provider about an order's open trades at most this often.
     read_repair_interval_s: float = 10.0
+    # A WebSocket quiet this long (real seconds) is sent the order as it is: a lost publish is
+    # made good, and the client hears its socket is alive (it gives up after 40 s of silence).
+    live_heartbeat_s: float = 15.0
     # A capture after its order's deadline (or once it closed): refunded, or the order reopened.
     late_captures: LateCaptures = LateCaptures.REFUND
     # The sweeper takes a live trade unchanged this long whose poll job is missing, or late by

@@ -31,9 +31,7 @@ def next_attempt_delay(deps: Deps, attempts: int) -> timedelta:
     return min(delay, policy.outbox_backoff_max)
 
 
-async def deliver_due(
-    deps: Deps, *, order_id: OrderId | None = None, inline: bool = False
-) -> int:
+async def deliver_due(deps: Deps, *, order_id: OrderId | None = None, inline: bool = False) -> int:
     """Deliver every due event (of one order, or all); returns how many were acknowledged.
 
     Each relay claims what it delivers for a lease, so relays running at once (the immediate

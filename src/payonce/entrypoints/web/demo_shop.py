@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +44,7 @@ def _lines(form: dict[str, str], currency: str) -> list[dict[str, Any]]:
     lines = []
     for product in CATALOG:
         raw = str(form.get(f"qty-{product.sku}", "0") or "0")
-        if not raw.isdigit() or int(raw) > MAX_QUANTITY:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_QUANTITY:
             raise InvalidRequest(f"quantity of {product.sku} must be 0 to {MAX_QUANTITY}")
         if int(raw):
             lines.append(
@@ -58,11 +60,17 @@ def _lines(form: dict[str, str], currency: str) -> list[dict[str, Any]]:
     return lines
 
 
+def _digest(order: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(order, sort_keys=True).encode()).hexdigest()[:16]
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The cart's small urlencoded form, read without a multipart parser."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidRequest("the cart form is too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:  # refused before more of it is read
+            raise InvalidRequest("the cart form is too large")
     try:
         return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=32))
     except ValueError as error:
@@ -111,7 +119,9 @@ def router(templates: Jinja2Templates) -> APIRouter:
                 json=order,
                 headers={
                     "Authorization": f"Bearer {container.api_keys[0]}",
-                    "Idempotency-Key": f"demo-cart-{cart_id}",
+                    # One order per cart as sent: the same cart twice is one order; changed
+                    # (after going back), it is another.
+                    "Idempotency-Key": f"demo-cart-{cart_id}-{_digest(order)}",
                 },
             )
         if answer.status_code != 201:

@@ -22,9 +22,6 @@ from payonce.service.views import order_event
 router = APIRouter(tags=["orders"])
 log = logging.getLogger(__name__)
 
-# With no news for this long, re-read the order: the feed is best effort, the database is not.
-RESYNC_S = 15.0
-
 
 async def _current(deps: Deps, order_id: OrderId) -> dict[str, Any]:
     order = await orders.get_order(deps, order_id)
@@ -60,15 +57,20 @@ async def order_events(
         closed = asyncio.create_task(_wait_for_close(websocket))
         try:
             while not closed.done():
-                news = asyncio.create_task(subscription.next(RESYNC_S))
+                news = asyncio.create_task(subscription.next(deps.policy.live_heartbeat_s))
                 await asyncio.wait({closed, news}, return_when=asyncio.FIRST_COMPLETED)
                 if not news.done():
                     news.cancel()
                     break
                 message: Mapping[str, Any] | None = news.result()
                 if message is None:
+                    # Quiet for a while: the state as it is, newer or not. It makes good a lost
+                    # publish, and tells the client its socket still lives (it ignores a
+                    # status_version it has seen, and gives up on a socket quiet for longer).
                     message = await _current(deps, OrderId(order_id))
-                if int(message["status_version"]) > last:
+                    await websocket.send_json(dict(message))
+                    last = max(last, int(message["status_version"]))
+                elif int(message["status_version"]) > last:
                     await websocket.send_json(dict(message))
                     last = int(message["status_version"])
         except (WebSocketDisconnect, RuntimeError):

@@ -65,8 +65,8 @@ export class PayonceApi {
     return body;
   }
 
-  order(query = "") {
-    return this.call("/api/orders/" + this.orderId + query);
+  order(query = "", options = {}) {
+    return this.call("/api/orders/" + this.orderId + query, options);
   }
 
   payments() {

@@ -10,12 +10,14 @@ export const TIMING = {
   socketFailuresBeforeLongPoll: 2, // sockets that closed before their first message
   handshakeTimeoutMs: 5000,
   longPollWaitS: 25,
+  longPollGraceS: 10, // a long-poll unanswered this long after its wait is given up
+  silentSocketMs: 40000, // the server speaks at least every 15 s: a socket this quiet is dead
   longPollFailuresBeforePolling: 3,
   pollEveryMs: 2000,
   retrySocketAfterMs: 120000, // from long-poll or polling, try a socket again now and then
 };
 
-export function follow({ orderId, secret, api, version, onNews, onMode }) {
+export function follow({ orderId, secret, api, version, done, onNews, onMode }) {
   let backoff = TIMING.firstBackoffMs;
   let socketFailures = 0;
   let mode = null;
@@ -36,7 +38,10 @@ export function follow({ orderId, secret, api, version, onNews, onMode }) {
     }
     let heard = false; // the server always speaks first: the state at connect
     const handshake = setTimeout(() => heard || ws.close(), TIMING.handshakeTimeoutMs);
+    let watchdog = null;
     ws.onmessage = (message) => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => ws.close(), TIMING.silentSocketMs); // half-open: start again
       if (!heard) {
         heard = true;
         clearTimeout(handshake);
@@ -49,9 +54,12 @@ export function follow({ orderId, secret, api, version, onNews, onMode }) {
       } catch (error) {
         console.warn("payonce: unreadable message", error);
       }
+      if (done()) ws.close();
     };
     ws.onclose = () => {
       clearTimeout(handshake);
+      clearTimeout(watchdog);
+      if (done()) return setMode("done");
       if (!heard) socketFailures += 1;
       if (socketFailures >= TIMING.socketFailuresBeforeLongPoll) {
         longPoll();
@@ -69,9 +77,12 @@ export function follow({ orderId, secret, api, version, onNews, onMode }) {
     const started = Date.now();
     let failures = 0;
     while (failures < TIMING.longPollFailuresBeforePolling) {
+      if (done()) return setMode("done");
       if (Date.now() - started > TIMING.retrySocketAfterMs) return retrySocket();
       try {
-        onNews(await api.order("?after_version=" + version() + "&wait=" + TIMING.longPollWaitS));
+        const query = "?after_version=" + version() + "&wait=" + TIMING.longPollWaitS;
+        const limit = (TIMING.longPollWaitS + TIMING.longPollGraceS) * 1000;
+        onNews(await api.order(query, { signal: AbortSignal.timeout(limit) }));
         failures = 0;
       } catch (error) {
         failures += 1;
@@ -85,8 +96,9 @@ export function follow({ orderId, secret, api, version, onNews, onMode }) {
     setMode("polling");
     const started = Date.now();
     while (Date.now() - started < TIMING.retrySocketAfterMs) {
+      if (done()) return setMode("done");
       try {
-        onNews(await api.order());
+        onNews(await api.order("", { signal: AbortSignal.timeout(TIMING.pollEveryMs * 5) }));
       } catch {
         // the next round asks again; the page keeps what it last showed
       }

@@ -23,7 +23,7 @@ const MAX_RETRIES = 10;
 
 // A PayPal (or wallet) window that came back here: tell the page that opened it, and go.
 function returnedToOpener() {
-  if (!window.opener || !(params.has("token") || params.has("out_trade_no"))) return false;
+  if (!window.opener || window.name !== actions.POPUP || !params.has("token")) return false;
   try {
     window.opener.postMessage({ type: "payonce:returned", orderId }, location.origin);
   } catch {
@@ -37,7 +37,13 @@ function returnedToOpener() {
 
 function secretOfPage() {
   const stored = "payonce:" + orderId;
-  const secret = decodeURIComponent(location.hash.slice(1)) || sessionStorage.getItem(stored) || "";
+  let given = "";
+  try {
+    given = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    // a mangled link: fall back to what this tab already holds
+  }
+  const secret = given || sessionStorage.getItem(stored) || "";
   if (secret) sessionStorage.setItem(stored, secret);
   // Keep the secret (and a provider's return parameters) out of the address bar and history.
   const keep = params.get("platform") ? "?platform=" + encodeURIComponent(params.get("platform")) : "";
@@ -65,6 +71,7 @@ const state = {
   amountText: "",
   payments: new Map(), // id → newest view of each of the order's payments
   shown: null, // "paymentId:actionType" of the panel on screen
+  turn: 0, // counts what took the screen, so a slower show of an older one gives way
   fresh: null, // the payment the shopper just asked for: launch, pop up or slide in its action
   busy: false,
   platform: detectPlatform(),
@@ -156,13 +163,16 @@ function render() {
   $("paid").hidden = state.status !== "READY_FOR_SHIPMENT";
   if (!$("paid").hidden && !document.body.dataset.paidShownAt) {
     document.body.dataset.paidShownAt = String(Date.now()); // read by the latency measurement
+    document.body.dataset.paidVia = $("live").dataset.mode; // and which path brought it
   }
   $("closed").hidden = state.status !== "CLOSED";
   $("choose").hidden = settled || state.status === null;
   const live = settled ? null : newest().find((p) => LIVE.has(p.status));
   if (settled && $("sheet").open) $("sheet").close();
   if (settled && $("error").dataset.code !== "order_already_paid") showError("");
-  if (live && live.status === "UNKNOWN") showError(explain({ code: "payment_outcome_unknown" }).text);
+  const unknown = "payment_outcome_unknown";
+  if (live && live.status === "UNKNOWN") showError(explain({ code: unknown }).text, unknown);
+  else if (!state.busy && $("error").dataset.code === unknown) showError(""); // it is known now
   showAction(live && live.status === "PAYING" ? live : null);
 }
 
@@ -170,6 +180,8 @@ async function showAction(payment) {
   const shown = payment && payment.action ? payment.id + ":" + payment.action.type : null;
   if (shown === state.shown) return;
   state.shown = shown;
+  const turn = ++state.turn;
+  const current = () => turn === state.turn;
   actions.hidePanels();
   if (!shown) return;
   const fresh = state.fresh === payment.id;
@@ -179,11 +191,11 @@ async function showAction(payment) {
   try {
     switch (payment.action.type) {
       case "qr_code":
-        return await actions.showQr(api, payment);
+        return await actions.showQr(api, payment, current);
       case "launch_url":
         // Launched only when just asked for; back on the page later, the fallback is offered.
-        if (fresh) return actions.launch(payment, () => actions.showFallback(api, payment));
-        return await actions.showFallback(api, payment);
+        if (fresh) return actions.launch(payment, () => actions.showFallback(api, payment, current));
+        return await actions.showFallback(api, payment, current);
       case "app_order":
         return actions.openSheet(payment, state.amountText);
       case "redirect_url":
@@ -324,17 +336,23 @@ async function start() {
     render();
   }
   wire();
-  try {
-    const [options] = await Promise.all([api.options(), reload()]);
-    renderChannels(options);
-    render();
-  } catch (error) {
-    showError(explain(error).text, error.code);
-    return;
+  for (let wait = 2000; ; wait = Math.min(wait * 2, 30000)) {
+    try {
+      const [options] = await Promise.all([api.options(), reload()]);
+      renderChannels(options);
+      showError("");
+      render();
+      break;
+    } catch (error) {
+      showError(explain(error).text, error.code);
+      if (error.status >= 400 && error.status < 500) return; // asking again will not help
+      await new Promise((resolve) => setTimeout(resolve, wait)); // a blip, a restart: again
+    }
   }
   follow({
     orderId, secret, api,
     version: () => state.version,
+    done: () => state.status === "READY_FOR_SHIPMENT", // paid is final: nothing more to hear
     onNews,
     onMode: (mode) => {
       $("live").dataset.mode = mode;
