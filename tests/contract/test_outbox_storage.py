@@ -4,37 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import EventId
-from payonce.domain.order import Order, OrderLine
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.order import Order
 from payonce.ports.storage import ConsumerDelivery, OutboxEntry, Storage
+from tests.builders import a_paid_payment, an_order
 from tests.conftest import START
 
 LATER = START + timedelta(seconds=5)
 
 
-def _paid(order: Order) -> Payment:
-    return Payment.open_intent(
-        order_id=order.id,
-        channel=Channel.ALIPAY,
-        platform=Platform.PC,
-        amount=order.total,
-        now=START,
-    ).moved_to(PaymentStatus.PAID, now=START, applied=True, number=1)
-
-
-def _order() -> Order:
-    return Order.create(
-        customer_id="c-1", currency="CNY", lines=(OrderLine("S", "Tea", 1, 1000),), now=START
-    )
-
-
 async def _events(storage: Storage, *specs: tuple[Order, Topic, int]) -> list[Event]:
     """Add one event per (order, topic, seconds after START it occurred)."""
     events = [
-        Event.about(topic, _paid(order), START + timedelta(seconds=offset))
+        Event.about(topic, a_paid_payment(order, now=START), START + timedelta(seconds=offset))
         for order, topic, offset in specs
     ]
     async with storage.transaction() as uow:
@@ -53,7 +36,7 @@ async def _entry(storage: Storage, event_id: EventId) -> OutboxEntry:
 async def test_each_consumer_acknowledges_on_its_own_and_an_acknowledgement_stands(
     storage: Storage,
 ) -> None:
-    [event] = await _events(storage, (_order(), Topic.PAYMENT_SUCCEEDED, 0))
+    [event] = await _events(storage, (an_order(now=START), Topic.PAYMENT_SUCCEEDED, 0))
     async with storage.transaction() as uow:
         await uow.outbox.record_consumers(
             event.id, {"orders": None, "order_webhook": "answered 503"}, now=START
@@ -81,7 +64,7 @@ async def test_each_consumer_acknowledges_on_its_own_and_an_acknowledgement_stan
 
 
 async def test_due_and_claimed_entries_carry_their_consumers_states(storage: Storage) -> None:
-    order = _order()
+    order = an_order(now=START)
     tried, untried = await _events(
         storage, (order, Topic.PAYMENT_SUCCEEDED, 0), (order, Topic.PAYMENT_SUCCEEDED, 1)
     )
@@ -100,7 +83,7 @@ async def test_due_and_claimed_entries_carry_their_consumers_states(storage: Sto
 async def test_search_lists_undelivered_soonest_due_first_or_all_newest_first(
     storage: Storage,
 ) -> None:
-    first, second = _order(), _order()
+    first, second = an_order(now=START), an_order(now=START)
     a, b, c, d = await _events(
         storage,
         (first, Topic.PAYMENT_SUCCEEDED, 0),
@@ -141,7 +124,7 @@ async def test_search_lists_undelivered_soonest_due_first_or_all_newest_first(
 async def test_a_replay_makes_a_delivered_event_due_now_for_every_consumer_or_one(
     storage: Storage,
 ) -> None:
-    [event] = await _events(storage, (_order(), Topic.PAYMENT_SUCCEEDED, 0))
+    [event] = await _events(storage, (an_order(now=START), Topic.PAYMENT_SUCCEEDED, 0))
     async with storage.transaction() as uow:
         await uow.outbox.mark_failed(event.id, next_attempt_at=START, error="503")
         await uow.outbox.record_consumers(
@@ -173,7 +156,7 @@ async def test_a_replay_makes_a_delivered_event_due_now_for_every_consumer_or_on
 
 
 async def test_consumer_records_roll_back_with_their_transaction(storage: Storage) -> None:
-    [event] = await _events(storage, (_order(), Topic.PAYMENT_SUCCEEDED, 0))
+    [event] = await _events(storage, (an_order(now=START), Topic.PAYMENT_SUCCEEDED, 0))
 
     class Boom(Exception):
         pass

@@ -11,27 +11,18 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
-from payonce.domain.order import Order, OrderLine
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.order import OrderLine
 from payonce.entrypoints.cli import app
+from tests.builders import a_paid_payment, an_order
 from tests.conftest import START, sqlite_storage
 
 LATER = START + timedelta(seconds=30)
 
 
 def _event(topic: Topic, occurred_at: datetime) -> Event:
-    order = Order.create(
-        customer_id="c", currency="CNY", lines=(OrderLine("S", "Tea", 2, 1999),), now=START
-    )
-    payment = Payment.open_intent(
-        order_id=order.id,
-        channel=Channel.ALIPAY,
-        platform=Platform.PC,
-        amount=order.total,
-        now=START,
-    ).moved_to(PaymentStatus.PAID, now=START, applied=True, number=1)
+    order = an_order(now=START, customer_id="c", lines=(OrderLine("S", "Tea", 2, 1999),))
+    payment = a_paid_payment(order, now=START)
     return Event.about(topic, payment, occurred_at)
 
 

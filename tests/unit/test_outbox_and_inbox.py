@@ -6,18 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from payonce.adapters.cache.memory import InProcessCache
 from payonce.adapters.clock import AdjustableClock
-from payonce.adapters.feed.memory import InProcessFeed
-from payonce.adapters.locks.memory import InProcessLocks
-from payonce.adapters.storage.memory import MemoryStorage
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
-from payonce.domain.order import Order, OrderLine, OrderStatus
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.order import Order, OrderStatus
 from payonce.service import outbox
 from payonce.service.context import Deps
 from payonce.service.order_inbox import OrderInbox
+from tests.builders import a_paid_payment, an_order, memory_deps
 
 
 class FlakyConsumer:
@@ -38,26 +33,15 @@ class FlakyConsumer:
 
 @pytest.fixture
 def deps(clock: AdjustableClock) -> Deps:
-    built = Deps(
-        storage=MemoryStorage(),
-        clock=clock,
-        locks=InProcessLocks(clock),
-        cache=InProcessCache(clock),
-        feed=InProcessFeed(),
-        providers={},
-    )
+    built = memory_deps(clock)
     built.consumers = (OrderInbox(built),)
     return built
 
 
 async def _paid_event(deps: Deps) -> tuple[Order, Event]:
     now = deps.clock.now()
-    order = Order.create(
-        customer_id="c", currency="CNY", lines=(OrderLine("S", "Tea", 1, 1000),), now=now
-    )
-    payment = Payment.open_intent(
-        order_id=order.id, channel=Channel.ALIPAY, platform=Platform.PC, amount=order.total, now=now
-    ).moved_to(PaymentStatus.PAID, now=now, applied=True, number=1)
+    order = an_order(now=now, customer_id="c")
+    payment = a_paid_payment(order, now=now)
     event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, now)
     async with deps.storage.transaction() as uow:
         await uow.orders.add(order)

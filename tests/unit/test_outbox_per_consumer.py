@@ -8,19 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from payonce.adapters.cache.memory import InProcessCache
 from payonce.adapters.clock import AdjustableClock
-from payonce.adapters.feed.memory import InProcessFeed
-from payonce.adapters.locks.memory import InProcessLocks
-from payonce.adapters.storage.memory import MemoryStorage
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
-from payonce.domain.order import Order, OrderLine, OrderStatus
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.order import OrderStatus
 from payonce.ports.storage import ConsumerDelivery, OutboxEntry
 from payonce.service import outbox
 from payonce.service.context import Deps, Policy
 from payonce.service.order_inbox import OrderInbox
+from tests.builders import a_paid_payment, an_order, memory_deps
 
 
 class Consumer:
@@ -41,15 +36,7 @@ class Consumer:
 
 @pytest.fixture
 def deps(clock: AdjustableClock) -> Deps:
-    built = Deps(
-        storage=MemoryStorage(),
-        clock=clock,
-        locks=InProcessLocks(clock),
-        cache=InProcessCache(clock),
-        feed=InProcessFeed(),
-        providers={},
-        policy=Policy(outbox_backoff_max=timedelta(seconds=10)),
-    )
+    built = memory_deps(clock, Policy(outbox_backoff_max=timedelta(seconds=10)))
     built.consumers = (OrderInbox(built),)
     return built
 
@@ -59,16 +46,8 @@ async def _paid_events(deps: Deps, count: int = 1) -> list[Event]:
     events = []
     async with deps.storage.transaction() as uow:
         for _ in range(count):
-            order = Order.create(
-                customer_id="c", currency="CNY", lines=(OrderLine("S", "Tea", 1, 1000),), now=now
-            )
-            payment = Payment.open_intent(
-                order_id=order.id,
-                channel=Channel.ALIPAY,
-                platform=Platform.PC,
-                amount=order.total,
-                now=now,
-            ).moved_to(PaymentStatus.PAID, now=now, applied=True, number=1)
+            order = an_order(now=now, customer_id="c")
+            payment = a_paid_payment(order, now=now)
             event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, now)
             await uow.orders.add(order)
             await uow.payments.add(payment)

@@ -7,14 +7,9 @@ import logging
 
 import pytest
 
-from payonce.adapters.cache.memory import InProcessCache
 from payonce.adapters.clock import AdjustableClock
-from payonce.adapters.feed.memory import InProcessFeed
-from payonce.adapters.locks.memory import InProcessLocks
 from payonce.adapters.push.log import LogPush
 from payonce.adapters.push.webhook import PushGatewayUnavailable, WebhookPush
-from payonce.adapters.storage.memory import MemoryStorage
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
 from payonce.domain.money import Money
 from payonce.domain.order import Order, OrderLine, OrderStatus
@@ -22,26 +17,15 @@ from payonce.domain.payment import Payment, PaymentStatus
 from payonce.service.context import Deps
 from payonce.service.shopper_news import OrderNotYetPaid, ShopperNews, news_for, shown
 from payonce.service.views import order_event
+from tests.builders import a_paid_payment, an_order, memory_deps
 from tests.conftest import START
 from tests.loopback import loopback
 
 SOON, DONE = "Refund on its way", "Payment refunded"
 
 
-def _order(currency: str = "CNY") -> Order:
-    return Order.create(
-        customer_id="c-7", currency=currency, lines=(OrderLine("S", "Tea", 2, 1999),), now=START
-    )
-
-
-def _payment(order: Order, *, applied: bool) -> Payment:
-    return Payment.open_intent(
-        order_id=order.id,
-        channel=Channel.ALIPAY,
-        platform=Platform.PC,
-        amount=order.total,
-        now=START,
-    ).moved_to(PaymentStatus.PAID, now=START, applied=applied, number=1)
+def _order() -> Order:
+    return an_order(now=START, customer_id="c-7", lines=(OrderLine("S", "Tea", 2, 1999),))
 
 
 def _paid(order: Order, payment: Payment) -> Order:
@@ -50,7 +34,7 @@ def _paid(order: Order, payment: Payment) -> Order:
 
 def test_a_paid_order_is_announced_with_its_state_now() -> None:
     order = _order()
-    payment = _payment(order, applied=True)
+    payment = a_paid_payment(order, now=START)
     event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, START)
     paid = _paid(order, payment).touched(START)  # something else changed it since
 
@@ -71,7 +55,7 @@ def test_a_paid_order_is_announced_with_its_state_now() -> None:
 
 def test_a_payment_the_inbox_has_not_applied_yet_is_not_announced_yet() -> None:
     order = _order()
-    payment = _payment(order, applied=True)
+    payment = a_paid_payment(order, now=START)
     event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, START)
     with pytest.raises(OrderNotYetPaid) as raised:
         news_for(event, order, payment)
@@ -80,10 +64,10 @@ def test_a_payment_the_inbox_has_not_applied_yet_is_not_announced_yet() -> None:
 
 def test_an_order_the_payment_did_not_pay_is_never_announced_as_paid() -> None:
     order = _order()
-    payment = _payment(order, applied=True)
+    payment = a_paid_payment(order, now=START)
     event = Event.about(Topic.PAYMENT_SUCCEEDED, payment, START)
     closed = order.moved_to(OrderStatus.CLOSED, now=START)
-    other = _payment(order, applied=True)
+    other = a_paid_payment(order, now=START)
     assert news_for(event, closed, payment) is None
     assert news_for(event, _paid(order, other), payment) is None
 
@@ -111,7 +95,7 @@ def test_an_extra_capture_is_announced_as_a_refund(
     reason: str, status: PaymentStatus, title: str, body: str
 ) -> None:
     order = _order()
-    extra = _payment(order, applied=False)
+    extra = a_paid_payment(order, now=START, applied=False)
     event = Event.about(Topic.PAYMENT_EXTRA_CAPTURED, extra, START, reason=reason)
     if status is not PaymentStatus.PAID:
         extra = extra.moved_to(PaymentStatus.REFUNDING, now=START)
@@ -133,19 +117,12 @@ def test_amounts_read_as_shoppers_write_them() -> None:
 
 @pytest.fixture
 def deps(clock: AdjustableClock) -> Deps:
-    return Deps(
-        storage=MemoryStorage(),
-        clock=clock,
-        locks=InProcessLocks(clock),
-        cache=InProcessCache(clock),
-        feed=InProcessFeed(),
-        providers={},
-    )
+    return memory_deps(clock)
 
 
 async def _stored(deps: Deps) -> tuple[Order, Payment, Event]:
     order = _order()
-    payment = _payment(order, applied=True)
+    payment = a_paid_payment(order, now=START)
     paid = _paid(order, payment)
     async with deps.storage.transaction() as uow:
         await uow.orders.add(paid)
@@ -185,7 +162,7 @@ async def test_a_push_that_fails_raises_after_the_feed_was_fed(deps: Deps) -> No
 
 async def test_an_event_of_an_unknown_order_tells_nothing(deps: Deps) -> None:
     order = _order()
-    event = Event.about(Topic.PAYMENT_SUCCEEDED, _payment(order, applied=True), START)
+    event = Event.about(Topic.PAYMENT_SUCCEEDED, a_paid_payment(order, now=START), START)
     sock, closed_url = loopback()
     sock.close()
     push = WebhookPush(closed_url, secret=None, clock=deps.clock, timeout_s=1)

@@ -18,10 +18,9 @@ from payonce.adapters.order_service.signing import WebhookSigner
 from payonce.adapters.order_service.webhook import OrderServiceUnavailable, OrderWebhook
 from payonce.bootstrap import order_webhook
 from payonce.config import Settings
-from payonce.domain.channels import Channel, Platform
 from payonce.domain.events import Event, Topic
-from payonce.domain.order import Order, OrderLine
-from payonce.domain.payment import Payment, PaymentStatus
+from payonce.domain.order import OrderLine
+from tests.builders import a_paid_payment, an_order
 from tests.conftest import START
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -31,16 +30,8 @@ PRODUCTION = {"env": "production", "api_key": "k" * 32, "public_url": "https://p
 
 
 def _event(occurred_at: datetime = START) -> Event:
-    order = Order.create(
-        customer_id="c", currency="CNY", lines=(OrderLine("S", "Tea", 2, 1999),), now=START
-    )
-    payment = Payment.open_intent(
-        order_id=order.id,
-        channel=Channel.ALIPAY,
-        platform=Platform.PC,
-        amount=order.total,
-        now=START,
-    ).moved_to(PaymentStatus.PAID, now=START, applied=True, number=1)
+    order = an_order(now=START, customer_id="c", lines=(OrderLine("S", "Tea", 2, 1999),))
+    payment = a_paid_payment(order, now=START)
     return Event.about(Topic.PAYMENT_SUCCEEDED, payment, occurred_at)
 
 
