@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pytest
 from playwright.async_api import Browser, Page, Route, WebSocketRoute
 
 from tests.e2e.checkout import (
@@ -152,38 +155,34 @@ def _silent_sockets(route: WebSocketRoute) -> None:
     """A proxy that takes the upgrade and then passes nothing either way."""
 
 
-async def test_with_websockets_blocked_the_long_poll_shows_the_payment(
-    server: tuple[str, str], browser: Browser
+@pytest.mark.parametrize(
+    ("sockets", "long_polls_blocked", "mode"),
+    [
+        (_silent_sockets, False, "long-poll"),  # sockets open and never speak
+        (_refuse_sockets, True, "polling"),  # sockets dropped, long-polls refused too
+    ],
+    ids=["websocket-blocked", "long-poll-blocked-too"],
+)
+async def test_with_live_paths_blocked_the_next_one_shows_the_payment(
+    server: tuple[str, str],
+    browser: Browser,
+    sockets: Callable[[WebSocketRoute], Any],
+    long_polls_blocked: bool,
+    mode: str,
 ) -> None:
     url, _ = server
     page = await browser.new_page()
     errors = watch(page)
-    await page.route_web_socket(EVENTS, _silent_sockets)
+    await page.route_web_socket(EVENTS, sockets)
+    if long_polls_blocked:
+        await page.route(LONG_POLLS, lambda route: route.abort())
     await check_out(page, url)
-    await page.wait_for_selector("#live[data-mode=long-poll]")
+    await page.wait_for_selector(f"#live[data-mode={mode}]", timeout=30_000)
     await page.click("#pay-alipay")
     await page.wait_for_selector("#qr-image svg")
     await pay_on_phone(browser, url, await _code_on_page(page))
     await page.wait_for_selector("#paid:not([hidden])")
-    assert await page.evaluate("document.body.dataset.paidVia") == "long-poll"
-    assert errors == []
-
-
-async def test_with_long_polls_blocked_too_plain_polling_shows_the_payment(
-    server: tuple[str, str], browser: Browser
-) -> None:
-    url, _ = server
-    page = await browser.new_page()
-    errors = watch(page)
-    await page.route_web_socket(EVENTS, _refuse_sockets)
-    await page.route(LONG_POLLS, lambda route: route.abort())
-    await check_out(page, url)
-    await page.wait_for_selector("#live[data-mode=polling]", timeout=30_000)
-    await page.click("#pay-alipay")
-    await page.wait_for_selector("#qr-image svg")
-    await pay_on_phone(browser, url, await _code_on_page(page))
-    await page.wait_for_selector("#paid:not([hidden])")
-    assert await page.evaluate("document.body.dataset.paidVia") == "polling"
+    assert await page.evaluate("document.body.dataset.paidVia") == mode
     assert errors == []
 
 
