@@ -146,7 +146,11 @@ async def start_stack(
             settings=settings,
         )
         stack = Stack(plan).start()
-        limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+        # Idle connections are dropped here before uvicorn drops them (after 5 s): reusing one
+        # the server is closing at that moment fails with a ReadError (seen under load).
+        limits = httpx.Limits(
+            max_connections=400, max_keepalive_connections=400, keepalive_expiry=2.0
+        )
         shop = Shop(stack, stack_redis_proc, httpx.AsyncClient(timeout=60, limits=limits))
         started.append(shop)
         return shop
