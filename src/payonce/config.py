@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     # A push gateway for shoppers' phones: a message per paid order (and per extra payment to
     # be refunded) is POSTed to this URL as JSON until it answers 2xx; unset, each message is
     # logged instead. Signed per Standard Webhooks with the secret (same format as above),
-    # which production requires. One attempt may take the time-out (at most 10 s: the first
-    # attempt runs right after the commit, in the notification's request, under the order's lock).
+    # which production requires. One attempt may take the time-out (at most 10 s, so a relay's
+    # claim outlasts its round of attempts; pushes go through the relay, never under a lock).
     push_gateway_url: str | None = None
     push_gateway_secret: SecretStr | None = None
     push_timeout_s: float = Field(default=5.0, gt=0, le=10)
