@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,6 +17,8 @@ Serve = Callable[[ASGIApp], Awaitable[str]]
 
 def loopback() -> tuple[socket.socket, str]:
     """A socket bound to a free loopback port (not listening yet), and the URL it will serve."""
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says TCP, and without it every keep-alive response waits ~40 ms.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -23,9 +26,11 @@ def loopback() -> tuple[socket.socket, str]:
 
 
 @asynccontextmanager
-async def served(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
+async def served(
+    app: ASGIApp, sock: socket.socket, *, lifespan: Literal["on", "off"] = "off"
+) -> AsyncIterator[None]:
     """Serve ``app`` with uvicorn on ``sock`` until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -36,6 +41,7 @@ async def served(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 @asynccontextmanager

@@ -9,19 +9,19 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import uvicorn
 from alipay import AliPay
 from alipay.utils import AliPayConfig
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+from tests.loopback import loopback, served
 
 from payonce.adapters.clock import AdjustableClock
 from payonce.sandbox import AlipayCredentials, Sandbox, SandboxKeys, sandbox_root_app
@@ -30,30 +30,12 @@ from payonce.sandbox import AlipayCredentials, Sandbox, SandboxKeys, sandbox_roo
 START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
 
-def bound_socket() -> tuple[socket.socket, str]:
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
-    # listening socket says TCP, and without it every keep-alive response waits ~40 ms.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+bound_socket = loopback
 
 
-@asynccontextmanager
-async def serve(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve ``app`` with uvicorn on a pre-bound socket, as a task of the running loop."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+def serve(app: ASGIApp, sock: socket.socket) -> AbstractAsyncContextManager[None]:
+    """Serve ``app`` (with its lifespan: the sandbox's dispatcher) on a pre-bound socket."""
+    return served(app, sock, lifespan="on")
 
 
 class Switch:
