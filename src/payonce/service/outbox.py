@@ -101,10 +101,11 @@ async def _deliver(deps: Deps, entry: OutboxEntry, *, inline: bool) -> bool:
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
         acknowledged = {name for name, error in outcomes.items() if error is None}
-        if len(outcomes) < len(takers):
+        if any(c.name in entry.acknowledged_by for c in takers):
             # Some were skipped as acknowledged when claimed: read the event as it is now,
-            # since a replay meanwhile may have reopened one. (A first delivery asks every
-            # consumer, so it needs no second read: the notify path's inline attempt.)
+            # since a replay meanwhile may have reopened one. (A first delivery skips none as
+            # acknowledged, so it needs no second read: the notify path's inline attempt, even
+            # when it leaves relay-only consumers to the relay.)
             current = await uow.outbox.get(event.id, lock=True)
             if current is not None:
                 acknowledged |= current.acknowledged_by
