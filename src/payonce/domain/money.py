@@ -15,6 +15,16 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "BRL": 2,
     "JPY": 0,
 }
+# The symbol people read before an amount of each currency (pages, wallet screens, pushes).
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "CNY": "¥",
+    "JPY": "¥",
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "HKD": "HK$",
+    "BRL": "R$",
+}
 
 # A bound on any single amount, far above any real basket, so arithmetic never overflows a BIGINT.
 MAX_MINOR_AMOUNT = 10**12

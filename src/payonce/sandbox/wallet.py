@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
+from payonce.domain.money import CURRENCY_SYMBOLS
 from payonce.sandbox.problems import Problem
 
 NOT_SCANNED = "NOT_SCANNED"
@@ -54,7 +55,11 @@ class WalletView:
         }
 
 
-_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "BRL": "R$ "}
+# A symbol of more than one character stands apart from the amount on the wallet's screen
+# (R$ 39.98), as Brazilian banks print it.
+_SYMBOLS = {
+    code: symbol + (" " if len(symbol) > 1 else "") for code, symbol in CURRENCY_SYMBOLS.items()
+}
 # A code as the wallet takes it: the same bounds on the query string as on the JSON body.
 CODE_MAX_LENGTH = 16384
 

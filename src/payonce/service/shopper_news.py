@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from payonce.domain.events import Event, Topic
-from payonce.domain.money import Money
+from payonce.domain.money import CURRENCY_SYMBOLS, Money
 from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Payment, PaymentStatus
 from payonce.errors import PayonceError
@@ -21,8 +21,6 @@ from payonce.service.context import Deps
 from payonce.service.views import order_event
 
 log = logging.getLogger(__name__)
-
-_SYMBOLS = {"CNY": "¥", "JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$", "BRL": "R$"}
 
 
 class OrderNotYetPaid(PayonceError):
@@ -36,7 +34,7 @@ class OrderNotYetPaid(PayonceError):
 
 def shown(money: Money) -> str:
     """An amount as a shopper reads it, e.g. ¥39.98 (the code when there is no symbol)."""
-    symbol = _SYMBOLS.get(money.currency)
+    symbol = CURRENCY_SYMBOLS.get(money.currency)
     return f"{symbol}{money.to_decimal_string()}" if symbol else str(money)
 
 
