@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from payonce.domain.channels import Channel
 from payonce.domain.events import Topic
+from payonce.ports.failpoints import Failpoint
 
 
 def _is_webhook_secret(value: str) -> bool:
@@ -82,6 +83,17 @@ class Settings(BaseSettings):
     push_gateway_url: str | None = None
     push_gateway_secret: SecretStr | None = None
     push_timeout_s: float = Field(default=5.0, gt=0, le=10)
+
+    # Test-only, for the chaos harness; production refuses every one of them.
+    # With the adjustable clock: keep its offset in this file, shared by a local stack's processes.
+    clock_file: Path | None = None
+    # Crash (as kill -9) on reaching a failpoint, with its probability (JSON), e.g.
+    # {"after_provider_call": 0.01}; the dice are seeded with the seed (per process start).
+    failpoints: dict[Failpoint, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    failpoint_seed: str = "0"
+    # "off": no lock, no reuse of open trades, no close-before-new, no refunds of extra captures
+    # and no polls; what the harness runs to prove that its checker finds what they prevent.
+    defences: Literal["on", "off"] = "on"
 
     # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.
     alipay_app_id: str | None = None
@@ -185,8 +197,12 @@ class Settings(BaseSettings):
         problems = []
         if self.api_key is None:
             problems.append("PAYONCE_API_KEY must be set")
-        if self.clock != "system":
-            problems.append("PAYONCE_CLOCK=adjustable is for demos and tests")
+        if self.clock != "system" or self.clock_file is not None:
+            problems.append("PAYONCE_CLOCK=adjustable (and _CLOCK_FILE) are for demos and tests")
+        if self.failpoints:
+            problems.append("PAYONCE_FAILPOINTS crash the process: for the chaos harness only")
+        if self.defences != "on":
+            problems.append("PAYONCE_DEFENCES=off is for the chaos harness only")
         if self.mount_sandbox:
             problems.append("the sandbox is never mounted in production")
         if self.sandbox_url is not None:

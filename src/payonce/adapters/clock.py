@@ -1,9 +1,13 @@
-"""Clocks: the system clock, and an adjustable one for demos and tests to fast-forward."""
+"""Clocks: the system clock, and adjustable ones (one process, or a stack sharing a file) for demos
+and tests to fast-forward."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 
 class SystemClock:
@@ -34,4 +38,48 @@ class AdjustableClock:
             raise ValueError("the clock only moves forward")
         with self._guard:
             self._offset += delta
+        return self.now()
+
+
+class SharedClock:
+    """An adjustable clock whose offset lives in a file, so that the processes of a local stack
+    (API instances, workers, the sandbox) move forward together: any of them advances it (the
+    sandbox's ``POST /clock``) and all of them read it. Like ``AdjustableClock``, it only moves
+    forward: a reader never goes back below an offset it has seen.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = timedelta()
+        self._seen: tuple[int, int, int] | None = None
+        self._guard = threading.Lock()
+
+    def _current(self) -> timedelta:
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            return self._offset
+        # A write replaces the file (a new inode), so a change is seen even within one mtime tick.
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if version != self._seen:
+            text = self._path.read_text().strip()
+            if text:
+                self._offset = max(self._offset, timedelta(seconds=float(text)))
+            self._seen = version
+        return self._offset
+
+    def now(self) -> datetime:
+        with self._guard:
+            return datetime.now(UTC) + self._current()
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta():
+            raise ValueError("the clock only moves forward")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        with self._guard, open(self._path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time across processes
+            offset = self._current() + delta
+            staged = self._path.with_suffix(".new")
+            staged.write_text(f"{offset.total_seconds()!r}\n")
+            os.replace(staged, self._path)
         return self.now()

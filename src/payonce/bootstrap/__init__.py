@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from payonce.adapters.clock import AdjustableClock, SystemClock
+from payonce.adapters.clock import AdjustableClock, SharedClock, SystemClock
+from payonce.adapters.failpoints import CrashingFailpoints
+from payonce.adapters.locks.unlocked import NoLocks
 from payonce.adapters.order_service.signing import WebhookSigner
 from payonce.adapters.order_service.webhook import OrderWebhook
 from payonce.adapters.push.log import LogPush
@@ -24,6 +26,7 @@ from payonce.bootstrap.providers import (
 from payonce.config import Settings
 from payonce.domain.outcomes import LateCaptures
 from payonce.ports.clock import Clock
+from payonce.ports.failpoints import Failpoints, NoFailpoints
 from payonce.ports.locks import Locks
 from payonce.ports.push import ShopperPush
 from payonce.sandbox.app import Sandbox
@@ -38,6 +41,7 @@ __all__ = [
     "SandboxLink",
     "account_providers",
     "bootstrap",
+    "clock_of",
     "sandbox_providers",
 ]
 
@@ -50,7 +54,7 @@ class Container:
     deps: Deps
     api_keys: tuple[str, ...]
     public_url: str
-    adjustable_clock: AdjustableClock | None
+    adjustable_clock: AdjustableClock | SharedClock | None
     sandbox: Sandbox | None
     storage: SqlStorage
     coordination: Coordination
@@ -113,9 +117,30 @@ def push_of(settings: Settings, clock: Clock) -> ShopperPush:
     )
 
 
+def clock_of(settings: Settings) -> tuple[Clock, AdjustableClock | SharedClock | None]:
+    """The process's clock, and the same clock when it may be moved forward (else None)."""
+    if settings.clock == "system":
+        return SystemClock(), None
+    if settings.clock_file is not None:
+        shared = SharedClock(settings.clock_file)
+        return shared, shared
+    own = AdjustableClock()
+    return own, own
+
+
+def failpoints_of(settings: Settings) -> Failpoints:
+    if not settings.failpoints:
+        return NoFailpoints()
+    return CrashingFailpoints(settings.failpoints, seed=settings.failpoint_seed)
+
+
 def policy_of(settings: Settings) -> Policy:
     """The timings and choices of the defences that settings may change; the rest default."""
+    defended = settings.defences == "on"
     return Policy(
+        reuse_open_trades=defended,
+        close_before_new=defended,
+        poll_trades=defended,
         order_ttl=timedelta(seconds=settings.order_ttl_s),
         lock_ttl_s=settings.lock_ttl_s,
         lock_wait_s=settings.lock_wait_s,
@@ -149,13 +174,10 @@ async def bootstrap(
     """Build a process's container; ``clock``, ``locks`` and ``policy`` let tests pick adapters."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     public_url = (settings.public_url or public_url).rstrip("/")
-    adjustable: AdjustableClock | None = None
+    adjustable: AdjustableClock | SharedClock | None = None
     if clock is None:
-        if settings.clock == "adjustable":
-            clock = adjustable = AdjustableClock()
-        else:
-            clock = SystemClock()
-    elif isinstance(clock, AdjustableClock):
+        clock, adjustable = clock_of(settings)
+    elif isinstance(clock, AdjustableClock | SharedClock):
         adjustable = clock
 
     engine = open_engine(settings.database_url or sqlite_url(settings.data_dir / "payonce.db"))
@@ -179,6 +201,8 @@ async def bootstrap(
     else:
         providers = account_providers(settings, public_url=public_url, clock=clock)
 
+    if locks is None and settings.defences == "off":
+        locks = NoLocks()
     shared = coordination(settings, clock, locks=locks)
     deps = Deps(
         storage=storage,
@@ -189,12 +213,13 @@ async def bootstrap(
         providers=providers,
         policy=policy or policy_of(settings),
         return_url_template=f"{public_url}/pay/{{order_id}}",
+        failpoints=failpoints_of(settings),
     )
     webhook = order_webhook(settings, clock)
     push = push_of(settings, clock)
     deps.consumers = (
         OrderInbox(deps),
-        Refunder(deps),
+        *((Refunder(deps),) if settings.defences == "on" else ()),
         *shared.streams,
         *((webhook,) if webhook is not None else ()),
         # Last: it reads the order after the inbox applied the event in the same pass, and a

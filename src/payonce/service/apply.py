@@ -44,7 +44,7 @@ from payonce.service.recording import (
     order_state_key,
     record,
 )
-from payonce.service.trades import close_trade, open_trade, sync_with_provider
+from payonce.service.trades import close_trade, forget_trade, open_trade, sync_with_provider
 from payonce.service.views import payment_view
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,8 @@ async def _lock_or_reuse(
 async def _cached_answer(
     deps: Deps, order_id: OrderId, channel: Channel, platform: Platform
 ) -> Applied | None:
+    if not deps.policy.reuse_open_trades:
+        return None
     try:
         state = await deps.cache.get(order_state_key(order_id))
         attempt = await deps.cache.get(attempt_key(order_id, channel, platform))
@@ -199,7 +201,7 @@ async def _apply_once(
         if payment.status is PaymentStatus.CLOSING:
             await close_trade(deps, payment, lease)
             raise _Again()
-        if payment.reusable_for(
+        if deps.policy.reuse_open_trades and payment.reusable_for(
             channel=channel,
             platform=platform,
             amount=order.total,
@@ -208,7 +210,10 @@ async def _apply_once(
         ):
             return Applied(payment_view(payment), created=False)
         if payment.closable:
-            await close_trade(deps, payment, lease)
+            if deps.policy.close_before_new:
+                await close_trade(deps, payment, lease)
+            else:
+                await forget_trade(deps, payment, lease)
             raise _Again()
         # A trade that cannot be closed (a Boleto voucher) stays open; a second capture of the
         # order is refunded instead.

@@ -15,6 +15,7 @@ from payonce.domain.outcomes import LateCaptures
 from payonce.domain.payment import Payment
 from payonce.ports.cache import Cache
 from payonce.ports.clock import Clock
+from payonce.ports.failpoints import Failpoints, NoFailpoints
 from payonce.ports.feed import Feed
 from payonce.ports.locks import Locks
 from payonce.ports.provider import PaymentProvider
@@ -89,6 +90,13 @@ class Policy:
     settle_windows: Mapping[Channel, timedelta] = field(
         default_factory=lambda: {Channel.BOLETO: timedelta(days=7)}
     )
+    # Defences that only the chaos harness turns off (PAYONCE_DEFENCES=off, refused in
+    # production), to prove its checker sees what they prevent: an open trade reused for the
+    # same channel and platform; an older trade closed at its provider before a new one opens
+    # (off: it is forgotten, left open); the polls of open trades and the sweeper behind them.
+    reuse_open_trades: bool = True
+    close_before_new: bool = True
+    poll_trades: bool = True
 
     def settles_by(self, payment: Payment) -> datetime | None:
         """Until when a trade that cannot be withdrawn (a voucher) may still turn into money:
@@ -141,6 +149,7 @@ class Deps:
     consumers: Sequence[EventConsumer] = ()
     # Where a shopper returns from a wallet (and falls back to), by order: "…/pay/{order_id}".
     return_url_template: str | None = None
+    failpoints: Failpoints = field(default_factory=NoFailpoints)
 
     def return_url(self, order_id: OrderId) -> str | None:
         if self.return_url_template is None:

@@ -24,6 +24,8 @@ BATCH = 100
 
 async def poll_due(deps: Deps) -> int:
     """Poll every trade whose next poll is due; returns how many were polled."""
+    if not deps.policy.poll_trades:
+        return 0
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
         jobs = await uow.polls.claim(now=now, until=now + deps.policy.poll_claim_lease, limit=BATCH)

@@ -43,6 +43,8 @@ async def repair(deps: Deps, payment: Payment) -> Payment:
 
 async def _due(deps: Deps, order_id: OrderId) -> bool:
     """True (and the interval starts) unless the order was repaired within the interval."""
+    if not deps.policy.poll_trades:
+        return False
     asked = f"repair:{order_id}"
     try:
         if await deps.cache.get(asked) is not None:

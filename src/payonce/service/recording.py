@@ -174,6 +174,8 @@ async def _write(
 
 async def _after_commit(deps: Deps, order: Order, reaction: Reaction) -> None:
     payment = reaction.payment
+    if reaction.events:
+        deps.failpoints.reach("after_commit_before_relay")
     await cache_payment(deps, payment)
     await publish(deps, order, payment)
     if any(event.topic is Topic.PAYMENT_SUCCEEDED for event in reaction.events):

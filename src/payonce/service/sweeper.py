@@ -25,6 +25,8 @@ BATCH = 100
 
 async def sweep(deps: Deps) -> int:
     """Ask about every unwatched live trade and watch it again; returns how many were swept."""
+    if not deps.policy.poll_trades:
+        return 0
     swept = 0
     now = deps.clock.now()
     after: tuple[datetime, PaymentId] | None = None

@@ -51,6 +51,7 @@ async def open_trade(
     provider = provider_for(deps, intent)
     try:
         created = await provider.create(request)
+        deps.failpoints.reach("after_provider_call")
     except ProviderRejected as error:
         await record(deps, intent.id, TradeRefused(str(error)), lease=lease)
         raise
@@ -130,6 +131,13 @@ async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     return await record(deps, closing.id, outcome, lease=lease)
 
 
+async def forget_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+    """Record a trade closed without closing it at its provider: what payonce would do without
+    close-before-new (``Policy.close_before_new`` off, the chaos harness's defences-off run)."""
+    closing = await request_close(deps, payment, lease)
+    return await record(deps, closing.id, TradeClosed(), lease=lease)
+
+
 async def sync_with_provider(
     deps: Deps, payment: Payment, lease: Lease, *, strict: bool = False
 ) -> Payment:
@@ -151,6 +159,7 @@ async def sync_with_provider(
             snapshot = await provider.capture(
                 payment.out_trade_no, provider_trade_no=payment.provider_trade_no
             )
+        deps.failpoints.reach("after_provider_call")
     except (ProviderUnavailable, ProviderRejected) as error:
         log.info("query of %s did not answer: %s", payment.out_trade_no, error)
         if strict:

@@ -41,4 +41,5 @@ async def notify(channel: str, request: Request, deps: DepsDep) -> Response:
         log.warning("%s notification not applied: %s", channel, error.detail)
         reply = provider.refuse(error.code)
         return Response(reply.body, status_code=503, media_type=reply.media_type)
+    deps.failpoints.reach("notify_after_commit_before_ack")
     return Response(reply.body, status_code=reply.status_code, media_type=reply.media_type)
