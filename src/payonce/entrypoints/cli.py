@@ -11,10 +11,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from payonce.adapters.clock import AdjustableClock, SystemClock
 from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
-from payonce.bootstrap import bootstrap
+from payonce.bootstrap import bootstrap, clock_of
 from payonce.config import Settings
+from payonce.entrypoints.chaos_cli import chaos
 from payonce.entrypoints.log_redaction import redact_server_logs
 from payonce.entrypoints.outbox_cli import outbox_app
 from payonce.entrypoints.reconcile_cli import (
@@ -37,6 +37,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.command()(chaos)
 console = Console()
 # How long a stopping server waits for open requests (a long-poll waits up to 30 s).
 GRACEFUL_SHUTDOWN_S = 10
@@ -124,9 +125,9 @@ async def _sandbox(settings: Settings, host: str, port: int) -> None:
     from payonce.sandbox.app import Sandbox, sandbox_root_app
     from payonce.sandbox.keys import SandboxKeys
 
-    adjustable = AdjustableClock() if settings.clock == "adjustable" else None
+    clock, adjustable = clock_of(settings)
     simulator = Sandbox(
-        clock=adjustable or SystemClock(),
+        clock=clock,
         keys=SandboxKeys.load_or_create(settings.data_dir / "sandbox"),
         public_url=f"http://{host}:{port}/sandbox",
         adjustable_clock=adjustable,

@@ -1,0 +1,215 @@
+"""A shopper's (and the shop backend's) HTTP calls, as a browser that retries would make them:
+a request that got no answer is sent again with the same Idempotency-Key, to any instance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from payonce.entrypoints.chaos.journal import LiveMessage, Reply, Visit
+
+CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 1, "unit_amount": 1999}]
+# How often an unanswered request is tried again (a crashed instance is back within seconds).
+ATTEMPTS = 12
+
+
+class Unreachable(RuntimeError):
+    """No instance answered a request, however often it was sent."""
+
+
+def code_of(action: dict[str, Any] | None) -> str | None:
+    """What the shopper's wallet takes from a payment's action: the QR's content, the launch
+    link, the app's order string, PayPal's approval link, or the voucher's digitable line."""
+    if not action:
+        return None
+    for name in ("qr_code", "launch_url", "order_string", "prepay_id", "redirect_url"):
+        if action.get(name):
+            return str(action[name])
+    line = action.get("digitable_line")
+    return str(line) if line else None
+
+
+class Site:
+    """The payonce instances (any of them answers any call), the sandbox, and the shop's key."""
+
+    def __init__(self, apis: Sequence[str], sandbox_url: str, api_key: str, seed: int) -> None:
+        self.apis = list(apis)
+        self.sandbox_url = sandbox_url.rstrip("/")
+        self.api_key = api_key
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=2.0),
+            limits=httpx.Limits(max_connections=400, keepalive_expiry=2.0),
+        )
+        self._dice = random.Random(f"{seed}/instances")  # noqa: S311 (simulation)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def instance(self) -> str:
+        return self.apis[self._dice.randrange(len(self.apis))]
+
+    async def call(
+        self, method: str, path: str, *, headers: dict[str, str], body: Any = None
+    ) -> httpx.Response:
+        """Send to an instance; on no answer (refused, reset, cut), again to any instance."""
+        wait = 0.2
+        for _ in range(ATTEMPTS):
+            try:
+                return await self.http.request(
+                    method, f"{self.instance()}{path}", headers=headers, json=body
+                )
+            except httpx.TransportError:
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 3.0)
+        raise Unreachable(f"{method} {path}: no instance answered")
+
+    async def sandbox(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        for _ in range(ATTEMPTS):
+            try:
+                return await self.http.request(method, f"{self.sandbox_url}{path}", json=body)
+            except httpx.TransportError:
+                await asyncio.sleep(0.5)
+        raise Unreachable(f"sandbox {method} {path}: no answer")
+
+    async def now(self) -> float:
+        """The shared clock, as a POSIX timestamp (the sandbox tells it)."""
+        answer = await self.sandbox("POST", "/clock", {"advance_s": 0})
+        return datetime.fromisoformat(answer.json()["now"]).timestamp()
+
+
+class Shopper:
+    """One shopper's browser and the shop backend that created their order."""
+
+    def __init__(self, site: Site, visit: Visit, dice: random.Random) -> None:
+        self.site = site
+        self.visit = visit
+        self.dice = dice
+        self.order: dict[str, Any] = {}
+
+    def key(self) -> str:
+        return f"k-{self.visit.shopper}-{self.dice.getrandbits(64):016x}"
+
+    async def create_order(self, currency: str = "CNY") -> dict[str, Any]:
+        key = self.key()
+        headers = {"Authorization": f"Bearer {self.site.api_key}", "Idempotency-Key": key}
+        body = {"customer_id": f"c-{self.visit.shopper}", "currency": currency, "lines": CART}
+        answer = await self.site.call("POST", "/api/orders", headers=headers, body=body)
+        self._note(key, answer)
+        answer.raise_for_status()
+        self.order = answer.json()
+        self.visit.order_id = self.order["id"]
+        self.visit.amount = self.order["amount"]
+        self.visit.currency = currency
+        return self.order
+
+    @property
+    def _browser(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.order['client_secret']}"}
+
+    async def apply(self, channel: str, platform: str = "pc", key: str | None = None) -> Reply:
+        """Click "pay" with ``channel``; an answer saying "busy, try again" is asked again."""
+        key = key or self.key()
+        headers = {**self._browser, "Idempotency-Key": key}
+        body = {"channel": channel, "platform": platform}
+        path = f"/api/orders/{self.order['id']}/payments"
+        for _ in range(20):
+            answer = await self.site.call("POST", path, headers=headers, body=body)
+            reply = self._note(key, answer)
+            code = reply.body.get("code")
+            if code not in ("idempotency_key_in_flight", "payment_outcome_unknown", "order_busy"):
+                return reply
+            await asyncio.sleep(0.3)
+        return reply
+
+    async def cancel(self, payment_id: str) -> Reply:
+        key = self.key()
+        headers = {**self._browser, "Idempotency-Key": key}
+        answer = await self.site.call("POST", f"/api/payments/{payment_id}/cancel", headers=headers)
+        return self._note(key, answer)
+
+    def _note(self, key: str, answer: httpx.Response) -> Reply:
+        try:
+            body = answer.json()
+        except json.JSONDecodeError:
+            body = {"text": answer.text[:200]}
+        reply = Reply(key, answer.status_code, body if isinstance(body, dict) else {})
+        self.visit.replies.append(reply)
+        if answer.status_code in (200, 201) and str(reply.body.get("id", "")).startswith("pay_"):
+            self.visit.acknowledged_payments.add(reply.body["id"])
+        return reply
+
+    async def wallet(self, action: str, code: str) -> bool:
+        """The shopper's wallet scans or pays ``code``; True if the provider took it."""
+        answer = await self.site.sandbox("POST", f"/wallet/{action}", {"code": code})
+        ok = answer.status_code == 200
+        if ok and action == "pay" and self.visit.paid_in_wallet_at is None:
+            self.visit.paid_in_wallet_at = time.monotonic()
+        return ok
+
+    async def scan(self, reply: Reply) -> bool:
+        code = code_of(reply.body.get("action"))
+        if reply.status not in (200, 201) or code is None:
+            return False
+        return await self.wallet("scan", code)
+
+    async def pay(self, reply: Reply) -> bool:
+        code = code_of(reply.body.get("action"))
+        if reply.status not in (200, 201) or code is None:
+            return False
+        if reply.body.get("channel") == "paypal":
+            await self.wallet("scan", code)
+        return await self.wallet("pay", code)
+
+    async def look(self) -> None:
+        """The page reads the order's payments (back from a wallet): read repair may ask."""
+        path = f"/api/orders/{self.order['id']}/payments"
+        with contextlib.suppress(Unreachable):
+            await self.site.call("GET", path, headers=self._browser)
+
+    @contextlib.asynccontextmanager
+    async def page(self) -> AsyncIterator[None]:
+        """The pay page's WebSocket, recording every message while the shopper is there."""
+        task = asyncio.create_task(self._listen())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen(self) -> None:
+        order_id, secret = self.order["id"], self.order["client_secret"]
+        while True:
+            base = self.site.instance().replace("http://", "ws://", 1)
+            url = f"{base}/api/orders/{order_id}/events?client_secret={secret}"
+            try:
+                async with connect(url, open_timeout=5, ping_interval=None) as socket:
+                    async for raw in socket:
+                        message = json.loads(raw)
+                        self.visit.live.append(
+                            LiveMessage(
+                                time.monotonic(), message["status"], message["status_version"]
+                            )
+                        )
+            except (OSError, WebSocketException, TimeoutError):
+                pass
+            await asyncio.sleep(0.5)  # the page reconnects
+
+    async def wait_until_paid(self, timeout_s: float) -> bool:
+        """Stay on the page until it says paid (or the shopper gives up)."""
+        until = time.monotonic() + timeout_s
+        while time.monotonic() < until:
+            if self.visit.notified_at is not None:
+                return True
+            await asyncio.sleep(0.05)
+        return False
