@@ -73,7 +73,8 @@ async def test_reordered_notifications_are_overtaken_by_later_ones(
     await env.sandbox.deliver_due()
     assert [d.out_trade_no for d in env.sandbox.deliveries()] == ["ro_2"]
     await env.sandbox.advance_clock(60)
-    assert [d.out_trade_no for d in env.sandbox.deliveries()] == ["ro_2", "ro_1"]
+    delivered = [(d.out_trade_no, d.fault, d.ok) for d in env.sandbox.deliveries()]
+    assert delivered == [("ro_2", None, True), ("ro_1", "reordered", True)]
 
 
 async def test_faults_set_for_another_channel_leave_alipay_alone(

@@ -133,6 +133,8 @@ class _Scheduled:
     due_at: datetime
     attempt: int = 1
     finished: bool = field(default=False)
+    # Held back by the reorder fault: its first attempt is recorded as "reordered".
+    reordered: bool = False
     # An echo is one extra send of an attempt already made, never retried itself.
     echo_of: Outgoing | None = None
 
@@ -191,6 +193,7 @@ class Notifier:
                 render=render,
                 policy=policy,
                 due_at=due,
+                reordered=reordered,
             )
         )
         self._kick.set()
@@ -249,7 +252,8 @@ class Notifier:
             self._record(item, at, outgoing, None, "dropped", None, fault="dropped")
             ok = False
         else:
-            ok = await self._send(item, at, outgoing, fault=None)
+            held_back = item.reordered and item.attempt == 1
+            ok = await self._send(item, at, outgoing, fault="reordered" if held_back else None)
             if self._faults.strikes("notify_duplicate", channel):
                 ok = await self._send(item, at, outgoing, fault="duplicate") or ok
             policy = item.policy

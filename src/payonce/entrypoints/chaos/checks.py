@@ -40,6 +40,8 @@ _CLOSE_CALLS = {
 
 def _closes(call: dict[str, Any]) -> bool:
     return bool(_CLOSE_CALLS.get(call["method"]) == call["code"])
+
+
 _CAPTURED = frozenset({PaymentStatus.PAID, PaymentStatus.REFUNDING, PaymentStatus.REFUNDED})
 _SETTLED = frozenset(
     {PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.CLOSED, PaymentStatus.REFUNDED}

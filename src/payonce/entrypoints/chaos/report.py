@@ -40,6 +40,8 @@ class Report:
     to_page_s: list[float] = field(default_factory=list)
     not_told_while_there: int = 0
     shopper_errors: Counter[str] = field(default_factory=Counter)
+    # The answers that were not 2xx, by status and problem code (payonce's refusals).
+    refusals: Counter[str] = field(default_factory=Counter)
     run_s: float = 0.0
     quiesce_s: float = 0.0
     clock_advanced_s: float = 0.0
@@ -66,6 +68,7 @@ class Report:
                 "left_before_told": self.not_told_while_there,
             },
             "shopper_errors": dict(self.shopper_errors),
+            "refusals": dict(self.refusals),
             "run_s": round(self.run_s, 1),
             "quiesce_s": round(self.quiesce_s, 1),
             "clock_advanced_s": round(self.clock_advanced_s),

@@ -190,6 +190,9 @@ async def run_chaos(
         report.outcomes[visit.behaviour][order.status.value if order else "no order"] += 1
         for error in visit.errors:
             report.shopper_errors[error.split(":", 1)[0]] += 1
+        for reply in visit.replies:
+            if reply.status >= 300:
+                report.refusals[f"{reply.status} {reply.body.get('code', '')}".strip()] += 1
     for delivery in sandbox_books.deliveries:
         if delivery.get("fault"):
             report.faults[f"notification {delivery['fault']}"] += 1

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from payonce.ports.failpoints import FAILPOINTS, Failpoint
 from payonce.sandbox.faults import FaultSettings
@@ -127,6 +127,20 @@ class Scenario(BaseModel):
     # How much faster than real time the shared clock runs while shoppers shop, so that an
     # order's lifetime (60 s at the least) and notification retries pass within the run.
     time_dilation: float = Field(default=4.0, ge=1.0, le=20.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every(cls, data: Any) -> Any:
+        """``sandbox_faults = "every"`` / ``process_faults = "every"``: every fault of the kind,
+        at the rates ``payonce chaos`` uses by default (seeded with the scenario's seed)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("sandbox_faults") == "every":
+            data["sandbox_faults"] = every_sandbox_fault(int(data.get("seed", 1)))
+        if data.get("process_faults") == "every":
+            data["process_faults"] = every_process_fault(data.get("target", "embedded"))
+        return data
 
     @classmethod
     def load(cls, path: Path) -> Scenario:

@@ -21,10 +21,19 @@ from payonce.entrypoints.chaos.journal import LiveMessage, Reply, Visit
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 1, "unit_amount": 1999}]
 # How often an unanswered request is tried again (a crashed instance is back within seconds).
 ATTEMPTS = 12
+# What the pay page answers with "Checking with the provider…" and asks again, how often.
+BUSY = frozenset({"idempotency_key_in_flight", "payment_outcome_unknown", "order_busy"})
+BUSY_ATTEMPTS = 120
+# A request cut by a crash holds its key for the idempotency lease (120 s of payonce's clock).
+RELOAD_AFTER_S = 8.0
 
 
 class Unreachable(RuntimeError):
     """No instance answered a request, however often it was sent."""
+
+
+class Refused(RuntimeError):
+    """payonce refused what the shopper cannot go on without (their order)."""
 
 
 def code_of(action: dict[str, Any] | None) -> str | None:
@@ -61,16 +70,23 @@ class Site:
     async def call(
         self, method: str, path: str, *, headers: dict[str, str], body: Any = None
     ) -> httpx.Response:
-        """Send to an instance; on no answer (refused, reset, cut), again to any instance."""
+        """Send to an instance; on no answer (refused, reset, cut) or a 5xx, again to any
+        instance (every mutating call carries its Idempotency-Key, so a repeat is safe)."""
         wait = 0.2
+        answer: httpx.Response | None = None
         for _ in range(ATTEMPTS):
             try:
-                return await self.http.request(
+                answer = await self.http.request(
                     method, f"{self.instance()}{path}", headers=headers, json=body
                 )
             except httpx.TransportError:
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 3.0)
+                answer = None
+            if answer is not None and answer.status_code < 500:
+                return answer
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 3.0)
+        if answer is not None:
+            return answer
         raise Unreachable(f"{method} {path}: no instance answered")
 
     async def sandbox(self, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -100,42 +116,52 @@ class Shopper:
         return f"k-{self.visit.shopper}-{self.dice.getrandbits(64):016x}"
 
     async def create_order(self, currency: str = "CNY") -> dict[str, Any]:
-        key = self.key()
-        headers = {"Authorization": f"Bearer {self.site.api_key}", "Idempotency-Key": key}
+        headers = {"Authorization": f"Bearer {self.site.api_key}"}
         body = {"customer_id": f"c-{self.visit.shopper}", "currency": currency, "lines": CART}
-        answer = await self.site.call("POST", "/api/orders", headers=headers, body=body)
-        self._note(key, answer)
-        answer.raise_for_status()
-        self.order = answer.json()
+        reply = await self._keyed("/api/orders", headers, body)
+        if reply.status != 201:
+            raise Refused(f"create order: {reply.status} {reply.body.get('code')}")
+        self.order = reply.body
         self.visit.order_id = self.order["id"]
         self.visit.amount = self.order["amount"]
         self.visit.currency = currency
         return self.order
+
+    async def _keyed(
+        self, path: str, headers: dict[str, str], body: Any = None, key: str | None = None
+    ) -> Reply:
+        """POST with an Idempotency-Key; "busy, try again" is asked again, as the page does.
+
+        A key still in flight after ``RELOAD_AFTER_S`` belongs to a request a crash cut: it
+        stays taken until its lease ends, so the shopper reloads the page (a new key)."""
+        key = key or self.key()
+        since = time.monotonic()
+        for _ in range(BUSY_ATTEMPTS):
+            answer = await self.site.call(
+                "POST", path, headers={**headers, "Idempotency-Key": key}, body=body
+            )
+            reply = self._note(key, answer)
+            code = reply.body.get("code")
+            if code not in BUSY:
+                return reply
+            if code == "idempotency_key_in_flight" and time.monotonic() - since > RELOAD_AFTER_S:
+                key, since = self.key(), time.monotonic()
+            await asyncio.sleep(0.5)
+        return reply
 
     @property
     def _browser(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.order['client_secret']}"}
 
     async def apply(self, channel: str, platform: str = "pc", key: str | None = None) -> Reply:
-        """Click "pay" with ``channel``; an answer saying "busy, try again" is asked again."""
-        key = key or self.key()
-        headers = {**self._browser, "Idempotency-Key": key}
+        """Click "pay" with ``channel`` (a double click sends the page's one key twice)."""
         body = {"channel": channel, "platform": platform}
-        path = f"/api/orders/{self.order['id']}/payments"
-        for _ in range(20):
-            answer = await self.site.call("POST", path, headers=headers, body=body)
-            reply = self._note(key, answer)
-            code = reply.body.get("code")
-            if code not in ("idempotency_key_in_flight", "payment_outcome_unknown", "order_busy"):
-                return reply
-            await asyncio.sleep(0.3)
-        return reply
+        return await self._keyed(
+            f"/api/orders/{self.order['id']}/payments", self._browser, body, key
+        )
 
     async def cancel(self, payment_id: str) -> Reply:
-        key = self.key()
-        headers = {**self._browser, "Idempotency-Key": key}
-        answer = await self.site.call("POST", f"/api/payments/{payment_id}/cancel", headers=headers)
-        return self._note(key, answer)
+        return await self._keyed(f"/api/payments/{payment_id}/cancel", self._browser)
 
     def _note(self, key: str, answer: httpx.Response) -> Reply:
         try:
