@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -59,6 +60,12 @@ def chaos(
     else:
         scenario = built_scenario(shoppers, seed, target, concurrency, faults, defences)  # type: ignore[arg-type]
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not every shopper's request
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # stop the system under test in order, as Ctrl-C does
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)
     where = data_dir or Path(tempfile.mkdtemp(prefix="payonce-chaos-"))
     try:
         report = asyncio.run(run_chaos(scenario, where.resolve(), console=console))

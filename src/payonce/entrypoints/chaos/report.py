@@ -36,6 +36,8 @@ class Report:
     violations: list[Violation] = field(default_factory=list)
     # Provider capture → order READY_FOR_SHIPMENT, in seconds of payonce's (dilated) clock.
     to_ready_clock_s: list[float] = field(default_factory=list)
+    # The same by channel: a voucher is confirmed by its bank and polled in bank hours.
+    to_ready_by_channel: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     # Wallet's payment → the shopper's page told (real seconds), for shoppers still there.
     to_page_s: list[float] = field(default_factory=list)
     not_told_while_there: int = 0
@@ -64,6 +66,10 @@ class Report:
             "violations": [asdict(v) for v in self.violations],
             "time_to_consistency": {
                 "capture_to_ready_clock_s": percentiles(self.to_ready_clock_s),
+                "capture_to_ready_clock_s_by_channel": {
+                    channel: percentiles(values)
+                    for channel, values in sorted(self.to_ready_by_channel.items())
+                },
                 "wallet_pay_to_page_told_s": percentiles(self.to_page_s),
                 "left_before_told": self.not_told_while_there,
             },

@@ -150,7 +150,9 @@ def _timings(
         for payment in payments:
             at = captured_at.get(payment.out_trade_no)
             if payment.applied and at is not None:
-                report.to_ready_clock_s.append((payment.updated_at - at).total_seconds())
+                delay = (payment.updated_at - at).total_seconds()
+                report.to_ready_clock_s.append(delay)
+                report.to_ready_by_channel[payment.channel.value].append(delay)
     for visit in visits:
         if visit.paid_in_wallet_at is None:
             continue
