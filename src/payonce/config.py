@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # The waits between polls of an open trade, per channel, in seconds (JSON; the last wait
     # repeats), e.g. {"alipay": [10, 10, 30, 60]}; a channel not named keeps its default.
     poll_schedules: dict[Channel, list[Annotated[float, Field(gt=0)]]] = Field(default_factory=dict)
+    # A live trade is reused (its QR or link shown again) only while it stays valid this long.
+    reuse_margin_s: float = Field(default=60.0, ge=0, le=3600)
     # The sweeper takes a live trade unchanged this long whose poll job is missing or late.
     sweep_after_s: float = Field(default=600.0, gt=0)
 
@@ -91,8 +93,9 @@ class Settings(BaseSettings):
     # {"after_provider_call": 0.01}; the dice are seeded with the seed (per process start).
     failpoints: dict[Failpoint, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     failpoint_seed: str = "0"
-    # "off": no lock, no reuse of open trades, no close-before-new, no refunds of extra captures
-    # and no polls; what the harness runs to prove that its checker finds what they prevent.
+    # "off": no lock, no reuse of open trades, no close-before-new, no refunds of extra captures,
+    # no polls and no daily reconciliation; what the harness runs to prove that its checker
+    # finds what they prevent.
     defences: Literal["on", "off"] = "on"
 
     # A real Alipay merchant account (production); the sandbox's generated keys are used otherwise.

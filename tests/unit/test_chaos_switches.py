@@ -69,6 +69,11 @@ def test_without_failpoints_reaching_one_does_nothing() -> None:
     points.reach("after_provider_call")
 
 
+def test_the_reuse_margin_is_a_setting() -> None:
+    assert policy_of(Settings()).reuse_margin == timedelta(seconds=60)
+    assert policy_of(Settings(reuse_margin_s=10)).reuse_margin == timedelta(seconds=10)
+
+
 def test_defences_are_on_unless_turned_off() -> None:
     on, off = policy_of(Settings()), policy_of(Settings(defences="off"))
     assert (on.reuse_open_trades, on.close_before_new, on.poll_trades) == (True, True, True)

@@ -3,7 +3,6 @@ and tests to fast-forward."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from datetime import UTC, datetime, timedelta
@@ -73,11 +72,14 @@ class SharedClock:
             return datetime.now(UTC) + self._current()
 
     def advance(self, delta: timedelta) -> datetime:
+        import fcntl  # POSIX only, and only where a clock is shared (demos, tests)
+
         if delta < timedelta():
             raise ValueError("the clock only moves forward")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._guard, open(self._path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time across processes
+            self._seen = None  # read the file itself: a cached version could be stale
             offset = self._current() + delta
             staged = self._path.with_suffix(".new")
             staged.write_text(f"{offset.total_seconds()!r}\n")

@@ -145,6 +145,7 @@ def policy_of(settings: Settings) -> Policy:
         lock_ttl_s=settings.lock_ttl_s,
         lock_wait_s=settings.lock_wait_s,
         intent_grace=timedelta(seconds=settings.intent_grace_s),
+        reuse_margin=timedelta(seconds=settings.reuse_margin_s),
         late_captures=LateCaptures(settings.late_captures),
         poll_schedules={
             **DEFAULT_POLL_SCHEDULES,

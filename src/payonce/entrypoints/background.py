@@ -48,15 +48,23 @@ async def reconcile_forever(container: Container, interval_s: float) -> None:
 
 
 async def work_forever(container: Container, interval_s: float) -> None:
-    """Run every pass, again and again, until cancelled; a failed pass never stops the loop."""
-    reconciling = asyncio.create_task(
-        reconcile_forever(container, RECONCILE_INTERVAL_S), name="reconciliation"
+    """Run every pass, again and again, until cancelled; a failed pass never stops the loop.
+
+    The daily reconciliation repairs missed captures and refunds extra ones, so it is one of
+    the defences that ``PAYONCE_DEFENCES=off`` turns off."""
+    reconciling = (
+        asyncio.create_task(
+            reconcile_forever(container, RECONCILE_INTERVAL_S), name="reconciliation"
+        )
+        if container.settings.defences == "on"
+        else None
     )
     try:
         await _passes_forever(container, interval_s)
     finally:
-        reconciling.cancel()
-        await asyncio.gather(reconciling, return_exceptions=True)
+        if reconciling is not None:
+            reconciling.cancel()
+            await asyncio.gather(reconciling, return_exceptions=True)
 
 
 async def _passes_forever(container: Container, interval_s: float) -> None:

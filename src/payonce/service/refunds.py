@@ -73,10 +73,10 @@ async def refund_extra_capture(deps: Deps, payment_id: PaymentId, reason: Refund
             refund.amount,
             provider_trade_no=payment.provider_trade_no,
         )
-        deps.failpoints.reach("after_provider_call")
     except ProviderUnavailable as error:
         # It may have been done: asking again with the same number tells, and moves no money twice.
         raise RefundPending(f"refund {refund.refund_no}: {error}") from error
+    deps.failpoints.reach("after_provider_call")
     if result.refund_no != refund.refund_no or result.amount != refund.amount:
         raise RefundPending(f"refund {refund.refund_no}: the provider answered {result}")
     if not result.completed:

@@ -51,7 +51,6 @@ async def open_trade(
     provider = provider_for(deps, intent)
     try:
         created = await provider.create(request)
-        deps.failpoints.reach("after_provider_call")
     except ProviderRejected as error:
         await record(deps, intent.id, TradeRefused(str(error)), lease=lease)
         raise
@@ -61,6 +60,7 @@ async def open_trade(
         raise PaymentOutcomeUnknown(
             f"the provider did not answer opening a trade for order {order_id}; retry shortly"
         ) from error
+    deps.failpoints.reach("after_provider_call")
     opened = TradeOpened(created.action, created.provider_trade_no)
     return await _record_created(deps, intent.id, opened, lease)
 
@@ -159,12 +159,12 @@ async def sync_with_provider(
             snapshot = await provider.capture(
                 payment.out_trade_no, provider_trade_no=payment.provider_trade_no
             )
-        deps.failpoints.reach("after_provider_call")
     except (ProviderUnavailable, ProviderRejected) as error:
         log.info("query of %s did not answer: %s", payment.out_trade_no, error)
         if strict:
             raise PaymentOutcomeUnknown(f"query of {payment.out_trade_no}: {error}") from error
         return payment
+    deps.failpoints.reach("after_provider_call")
     if not _matches(payment, snapshot):
         return payment
     outcome = outcome_of(snapshot)

@@ -52,7 +52,10 @@ async def order_events(
     await websocket.accept()
     async with deps.feed.subscribe(order_id) as subscription:
         current = await _current(deps, OrderId(order_id))  # read after subscribing: nothing missed
-        await websocket.send_json(current)
+        try:
+            await websocket.send_json(current)
+        except (WebSocketDisconnect, RuntimeError):
+            return  # the client left as soon as it came
         last = int(current["status_version"])
         closed = asyncio.create_task(_wait_for_close(websocket))
         try:

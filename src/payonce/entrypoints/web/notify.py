@@ -41,5 +41,6 @@ async def notify(channel: str, request: Request, deps: DepsDep) -> Response:
         log.warning("%s notification not applied: %s", channel, error.detail)
         reply = provider.refuse(error.code)
         return Response(reply.body, status_code=503, media_type=reply.media_type)
-    deps.failpoints.reach("notify_after_commit_before_ack")
+    if 200 <= reply.status_code < 300:  # (a refusal committed nothing)
+        deps.failpoints.reach("notify_after_commit_before_ack")
     return Response(reply.body, status_code=reply.status_code, media_type=reply.media_type)
