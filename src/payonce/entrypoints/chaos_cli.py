@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import typer
 from rich.console import Console
 
-from payonce.entrypoints.chaos.run import run_chaos
 from payonce.entrypoints.chaos.scenario import (
     ProcessFaults,
     Scenario,
@@ -58,7 +58,14 @@ def chaos(
     if scenario_file is not None:
         scenario = Scenario.load(scenario_file)
     else:
-        scenario = built_scenario(shoppers, seed, target, concurrency, faults, defences)  # type: ignore[arg-type]
+        scenario = built_scenario(
+            shoppers,
+            seed,
+            cast(Target, target),
+            concurrency,
+            faults,
+            cast(Literal["on", "off"], defences),
+        )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not every shopper's request
 
     def interrupted(signum: int, frame: object) -> None:
@@ -66,12 +73,22 @@ def chaos(
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupted)
+    from payonce.entrypoints.chaos.run import run_chaos  # the harness, only when it runs
+
     where = data_dir or Path(tempfile.mkdtemp(prefix="payonce-chaos-"))
-    try:
-        report = asyncio.run(run_chaos(scenario, where.resolve(), console=console))
-    finally:
-        if data_dir is None:
-            shutil.rmtree(where, ignore_errors=True)
+    report = asyncio.run(
+        run_chaos(
+            scenario,
+            where.resolve(),
+            # A fresh database (the stack starts PostgreSQL in the data directory without it).
+            database_url=os.environ.get("PAYONCE_DATABASE_URL"),
+            console=console,
+        )
+    )
+    if data_dir is None and report.ok:
+        shutil.rmtree(where, ignore_errors=True)
+    elif data_dir is None:
+        console.print(f"the run's data and logs are kept in {where}")
     report.show(console)
     report_path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
     console.print(f"report: {report_path}")

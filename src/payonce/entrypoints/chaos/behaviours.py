@@ -48,30 +48,39 @@ async def double_click(shopper: Shopper) -> None:
 
 
 async def refresh_and_pay_again(shopper: Shopper) -> None:
-    """A reload forgets the intention: the second click has a new key, the same channel."""
+    """Pays, reloads before the page says paid (a new key), clicks the same channel again and
+    pays what that click shows: the same trade, shown again, or a second one to refund."""
     await shopper.create_order()
     async with shopper.page():
         channel = shopper.dice.choice(QR_CHANNELS)
         first = await shopper.apply(channel)
+        await shopper.pay(first)
         second = await shopper.apply(channel)
-        await _pay_and_stay(shopper, second if _ok(second) else first)
+        await _pay_and_stay(shopper, second)
 
 
 async def switch_channel(shopper: Shopper) -> None:
+    """Scans one channel's code, switches to another and pays it; now and then the first
+    code is paid too, from the phone that scanned it."""
     await shopper.create_order()
     async with shopper.page():
         first, then = shopper.dice.sample(CNY_CHANNELS, 2)
-        await shopper.apply(first)
-        await _pay_and_stay(shopper, await shopper.apply(then))
+        old = await shopper.apply(first)
+        await shopper.scan(old)
+        new = await shopper.apply(then)
+        if shopper.dice.random() < 0.3:
+            await shopper.pay(old)
+        await _pay_and_stay(shopper, new)
 
 
 async def two_qr_pay_both(shopper: Shopper) -> None:
     """Two QR codes on two screens, both scanned, then both paid at once."""
     await shopper.create_order()
     async with shopper.page():
-        first = await shopper.apply("alipay")
+        one, other = shopper.dice.sample(QR_CHANNELS, 2)
+        first = await shopper.apply(one)
         await shopper.scan(first)
-        second = await shopper.apply("wechat")
+        second = await shopper.apply(other)
         await shopper.scan(second)
         await asyncio.gather(shopper.pay(first), shopper.pay(second))
         await shopper.look()
@@ -98,7 +107,7 @@ async def abandon(shopper: Shopper) -> None:
 async def _until(shopper: Shopper, moment: float) -> None:
     """Wait (real time, as the shared clock runs) until the clock reads ``moment``."""
     while True:
-        left = moment - await shopper.site.now()
+        left = moment - shopper.site.now()
         if left <= 0:
             return
         await asyncio.sleep(min(left / 4, 2.0))

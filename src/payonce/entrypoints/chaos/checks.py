@@ -62,12 +62,12 @@ class Checker:
         visits: list[Visit],
         payonce: PayonceBooks,
         sandbox: SandboxBooks,
-        orders_service: OrderService,
+        order_service: OrderService,
     ) -> None:
         self.visits = visits
         self.payonce = payonce
         self.sandbox = sandbox
-        self.order_service = orders_service
+        self.order_service = order_service
         self.shopper_of = {v.order_id: v.shopper for v in visits if v.order_id}
         self.trades = {t["out_trade_no"]: t for t in sandbox.trades}
         self.by_trade = payonce.payment_by_trade()
@@ -258,9 +258,21 @@ class Checker:
             if visit.order_id not in self.payonce.orders:
                 yield Violation("I9", visit.order_id, "an acknowledged order is missing")
                 continue
-            known = {p.id for p in self.payonce.payments[visit.order_id]}
-            for payment_id in sorted(visit.acknowledged_payments - known):
+            order = self.payonce.orders[visit.order_id]
+            known: dict[str, Payment] = {p.id: p for p in self.payonce.payments[visit.order_id]}
+            for payment_id in sorted(visit.acknowledged_payments - known.keys()):
                 yield Violation("I9", visit.order_id, f"acknowledged {payment_id} is missing")
+            # Nothing a shopper was shown may be newer than what payonce kept.
+            for reply in visit.replies:
+                shown = reply.body.get("status_version")
+                if reply.status >= 300 or not isinstance(shown, int):
+                    continue
+                kept = known.get(str(reply.body.get("id")))
+                held = kept.version if kept is not None else order.version
+                if shown > held:
+                    yield Violation(
+                        "I9", visit.order_id, f"answered version {shown}, payonce keeps {held}"
+                    )
         for delivery in self.sandbox.deliveries:
             if not delivery["ok"] or (delivery.get("fault") or "").startswith("forged:"):
                 continue

@@ -42,6 +42,9 @@ class Report:
     to_page_s: list[float] = field(default_factory=list)
     not_told_while_there: int = 0
     shopper_errors: Counter[str] = field(default_factory=Counter)
+    shopper_error_samples: list[str] = field(default_factory=list)
+    # payonce processes that exited with no failpoint to explain it (a crash of its own).
+    unexpected_exits: list[str] = field(default_factory=list)
     # The answers that were not 2xx, by status and problem code (payonce's refusals).
     refusals: Counter[str] = field(default_factory=Counter)
     run_s: float = 0.0
@@ -50,7 +53,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.unexpected_exits
 
     def as_json(self) -> dict[str, Any]:
         by_invariant = Counter(v.invariant for v in self.violations)
@@ -74,6 +77,8 @@ class Report:
                 "left_before_told": self.not_told_while_there,
             },
             "shopper_errors": dict(self.shopper_errors),
+            "shopper_error_samples": self.shopper_error_samples[:20],
+            "unexpected_exits": self.unexpected_exits,
             "refusals": dict(self.refusals),
             "run_s": round(self.run_s, 1),
             "quiesce_s": round(self.quiesce_s, 1),
@@ -124,6 +129,8 @@ class Report:
             )
         if len(self.violations) > violations_shown:
             console.print(f"… and {len(self.violations) - violations_shown} more (see the JSON)")
+        for exit_ in self.unexpected_exits:
+            console.print(f"[red]unexpected exit[/red] {exit_}")
         verdict = "[green]no violations[/green]" if self.ok else "[red]VIOLATIONS[/red]"
         console.print(
             f"{verdict}: {sum(self.behaviours.values())} shoppers in {self.run_s:.0f} s, "

@@ -177,7 +177,9 @@ async def run_chaos(
     report.behaviours.update(behaviours)
     orders = OrderService()
     async with orders.serving(), started(scenario, orders, data_dir, database_url) as system:
-        site = Site(system.api_urls, system.sandbox_url, system.api_key, scenario.seed)
+        site = Site(
+            system.api_urls, system.sandbox_url, system.api_key, scenario.seed, system.clock
+        )
         try:
             await _drive(scenario, system, site, orders, visits, report, console)
             payonce_books = await read_payonce(
@@ -192,6 +194,7 @@ async def run_chaos(
         report.outcomes[visit.behaviour][order.status.value if order else "no order"] += 1
         for error in visit.errors:
             report.shopper_errors[error.split(":", 1)[0]] += 1
+            report.shopper_error_samples.append(f"shopper {visit.shopper}: {error}")
         for reply in visit.replies:
             if reply.status >= 300:
                 report.refusals[f"{reply.status} {reply.body.get('code', '')}".strip()] += 1
@@ -202,6 +205,7 @@ async def run_chaos(
         if call.get("held"):
             report.faults[f"provider call timed out: {call['method']}"] += 1
     report.faults.update(system.crashes)
+    report.unexpected_exits = list(system.unexpected_exits)
     report.faults["order webhooks refused while down"] += orders.refused_while_down
     _timings(report, visits, payonce_books, sandbox_books)
     return report
@@ -245,6 +249,8 @@ async def _drive(
             report.faults[name] += 1
         ticker.cancel()
         await _quiesce(site, system, report, console)
+        if supervisor.done():
+            supervisor.result()  # it stopped restarting crashed processes: say why
     finally:
         for background in (ticker, storms, supervisor):
             background.cancel()

@@ -75,7 +75,9 @@ def every_sandbox_fault(seed: int) -> FaultSettings:
 
 
 class ProcessFaults(BaseModel):
-    """What strikes payonce's own processes (the stack; the embedded server only crashes)."""
+    """What strikes payonce's own processes and its order service. Only the order service's
+    outages apply to the embedded server: it holds the sandbox's books, so it is never
+    crashed, and it has no Redis and no second instance."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -141,6 +143,17 @@ class Scenario(BaseModel):
         if data.get("process_faults") == "every":
             data["process_faults"] = every_process_fault(data.get("target", "embedded"))
         return data
+
+    @model_validator(mode="after")
+    def _embedded_is_never_crashed(self) -> Scenario:
+        faults = self.process_faults
+        if self.target == "embedded" and (
+            faults.failpoints or faults.redis_restarts or faults.lock_holder_pauses
+        ):
+            raise ValueError(
+                "the embedded target takes no failpoints, Redis restarts or pauses (use stack)"
+            )
+        return self
 
     @classmethod
     def load(cls, path: Path) -> Scenario:

@@ -9,7 +9,6 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -17,12 +16,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from payonce.entrypoints.chaos.journal import LiveMessage, Reply, Visit
+from payonce.ports.clock import Clock
 
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 1, "unit_amount": 1999}]
-# How often an unanswered request is tried again (a crashed instance is back within seconds).
-ATTEMPTS = 12
+# How often an unanswered request is tried again, 0.2 s apart at first, then up to 3 s apart
+# (about a minute in all: a crashed instance is back within seconds, a paused one in six).
+ATTEMPTS = 24
 # What the pay page answers with "Checking with the provider…" and asks again, how often.
-BUSY = frozenset({"idempotency_key_in_flight", "payment_outcome_unknown", "order_busy"})
+BUSY = frozenset({"idempotency_key_in_flight", "payment_outcome_unknown", "order_busy", "conflict"})
 BUSY_ATTEMPTS = 120
 # A request cut by a crash holds its key for the idempotency lease (120 s of payonce's clock).
 RELOAD_AFTER_S = 8.0
@@ -51,8 +52,11 @@ def code_of(action: dict[str, Any] | None) -> str | None:
 class Site:
     """The payonce instances (any of them answers any call), the sandbox, and the shop's key."""
 
-    def __init__(self, apis: Sequence[str], sandbox_url: str, api_key: str, seed: int) -> None:
+    def __init__(
+        self, apis: Sequence[str], sandbox_url: str, api_key: str, seed: int, clock: Clock
+    ) -> None:
         self.apis = list(apis)
+        self.clock = clock
         self.sandbox_url = sandbox_url.rstrip("/")
         self.api_key = api_key
         self.http = httpx.AsyncClient(
@@ -90,17 +94,18 @@ class Site:
         raise Unreachable(f"{method} {path}: no instance answered")
 
     async def sandbox(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        wait = 0.2
         for _ in range(ATTEMPTS):
             try:
                 return await self.http.request(method, f"{self.sandbox_url}{path}", json=body)
             except httpx.TransportError:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 3.0)
         raise Unreachable(f"sandbox {method} {path}: no answer")
 
-    async def now(self) -> float:
-        """The shared clock, as a POSIX timestamp (the sandbox tells it)."""
-        answer = await self.sandbox("POST", "/clock", {"advance_s": 0})
-        return datetime.fromisoformat(answer.json()["now"]).timestamp()
+    def now(self) -> float:
+        """The shared clock, as a POSIX timestamp (read from its file, never moved)."""
+        return self.clock.now().timestamp()
 
 
 class Shopper:

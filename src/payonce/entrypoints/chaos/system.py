@@ -14,14 +14,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from payonce.adapters.clock import SharedClock
+from payonce.adapters.failpoints import CRASH_STATUS
 from payonce.adapters.storage.engine import sqlite_url
 from payonce.entrypoints.chaos.order_service import OrderService
 from payonce.entrypoints.chaos.scenario import Scenario
-from payonce.entrypoints.processes import PAYONCE, Child, clean_env, free_port
+from payonce.entrypoints.processes import PAYONCE, Child, NotReady, clean_env, free_port
 from payonce.entrypoints.stack import Stack, StackPlan
 
 log = logging.getLogger(__name__)
 
+CLOCK_FILE = "clock-offset"
 # What a process logs as a failpoint crashes it (adapters/failpoints.py).
 _FAILPOINT_LINE = re.compile(r"failpoint (\w+): crashing")
 # The stack's locks live this long (real seconds) and a paused holder outlives them.
@@ -32,7 +35,9 @@ def settings_for(scenario: Scenario, orders: OrderService, data_dir: Path) -> di
     """The PAYONCE_* settings of every payonce process in a chaos run."""
     settings = {
         "PAYONCE_CLOCK": "adjustable",
-        "PAYONCE_CLOCK_FILE": str(data_dir / "clock-offset"),
+        "PAYONCE_CLOCK_FILE": str(data_dir / CLOCK_FILE),
+        # Short enough that a trade opened for a 60-second order is shown again when asked.
+        "PAYONCE_REUSE_MARGIN_S": "10",
         "PAYONCE_ORDER_WEBHOOK_URL": orders.url,
         "PAYONCE_ORDER_WEBHOOK_SECRET": orders.secret,
         "PAYONCE_ORDER_TTL_S": "60",
@@ -55,38 +60,61 @@ class System:
     sandbox_url: str
     api_key: str
     database_url: str
+    clock: SharedClock  # the clock every process of the system reads
     payonce: list[Child]  # the processes a failpoint may crash (restarted at once)
     redis: Child | None = None
     crashes: Counter[str] = field(default_factory=Counter)
+    # Exits no failpoint explains: crashes payonce did not mean (the run fails on any).
+    unexpected_exits: list[str] = field(default_factory=list)
     restarts: int = 0
+    # The supervisor and the end of the storm never restart the same process at once.
+    _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def supervise(self) -> None:
         """Restart every payonce process that exited (a failpoint's kill -9), until cancelled."""
         while True:
-            for child in self.payonce:
-                process = child.process
-                if process is not None and process.poll() is not None:
-                    struck = _FAILPOINT_LINE.search(child.log_tail(5))
-                    cause = f"at {struck[1]}" if struck else f"exit {process.returncode}"
-                    self.crashes[f"{child.name.rstrip('0123456789')} crashed {cause}"] += 1
-                    self.restarts += 1
-                    child.stop()
-                    child.start()
-                    await asyncio.to_thread(child.wait_ready, 60.0)
+            async with self._restarting:
+                for child in self.payonce:
+                    if child.process is not None and child.process.poll() is not None:
+                        self._note_exit(child)
+                        await self._restart(child)
             await asyncio.sleep(0.1)
+
+    def _note_exit(self, child: Child) -> None:
+        assert child.process is not None
+        status = child.process.returncode
+        struck = _FAILPOINT_LINE.search(child.log_tail(5))
+        self.restarts += 1
+        if struck and status == CRASH_STATUS:
+            self.crashes[f"{child.name.rstrip('0123456789')} crashed at {struck[1]}"] += 1
+        else:
+            self.unexpected_exits.append(f"{child.name} exited {status}: {child.log_tail(5)}")
+
+    async def _restart(self, child: Child) -> None:
+        """Start ``child`` again until it is ready: it may crash again before it is."""
+        for _ in range(10):
+            await asyncio.to_thread(child.stop)
+            child.start()
+            try:
+                await asyncio.to_thread(child.wait_ready, 60.0)
+                return
+            except NotReady:
+                if child.process is None or child.process.poll() is None:
+                    raise  # alive but never ready: not a crash to count and retry
+                self._note_exit(child)
+        raise NotReady(f"{child.name} kept crashing before it was ready")
 
     async def without_failpoints(self) -> None:
         """Restart the crashing processes without failpoints: the storm is over."""
-        for child in self.payonce:
-            if child.env.pop("PAYONCE_FAILPOINTS", None) is not None:
-                child.stop()
-                child.start()
-                await asyncio.to_thread(child.wait_ready, 60.0)
+        async with self._restarting:
+            for child in self.payonce:
+                if child.env.pop("PAYONCE_FAILPOINTS", None) is not None:
+                    await self._restart(child)
 
     async def restart_redis(self, down_s: float) -> None:
         if self.redis is None:
             return
-        self.redis.stop()
+        await asyncio.to_thread(self.redis.stop)
         await asyncio.sleep(down_s)
         self.redis.start()
         await asyncio.to_thread(self.redis.wait_ready, 30.0)
@@ -134,6 +162,7 @@ async def started(
             sandbox_url=stack.sandbox_url,
             api_key=stack.api_key,
             database_url=stack.database_url,
+            clock=SharedClock(data_dir / CLOCK_FILE),
             payonce=[*stack.apis, *stack.workers],
             redis=redis,
         )
@@ -169,6 +198,7 @@ async def _embedded(settings: dict[str, str], data_dir: Path) -> AsyncIterator[S
             sandbox_url=f"{url}/sandbox",
             api_key=api_key,
             database_url=sqlite_url(home / "payonce.db"),
+            clock=SharedClock(data_dir / CLOCK_FILE),
             payonce=[],
         )
     finally:
