@@ -199,6 +199,10 @@ async def test_a_refund_is_made_once_per_refund_number(kit: Kit, kit_env: KitEnv
         ("capture", AMOUNT),
         ("refund", AMOUNT),
     ]
+    # Asked later, the provider reports the payment given back, never "closed, unpaid".
+    number = kit_env.numbers[request.out_trade_no]
+    queried = await provider.query(request.out_trade_no, provider_trade_no=number)
+    assert queried.state is TradeState.REFUNDED
 
 
 async def _genuine(kit: Kit, env: KitEnv, provider: PaymentProvider) -> tuple[TradeRequest, str]:

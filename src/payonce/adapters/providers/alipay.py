@@ -61,6 +61,12 @@ _TRADE_STATES = {
 _REFUSAL_CODES = {"40001", "40002", "40006"}
 
 
+def _paid_then_closed(state: TradeState, paid_at: datetime | None) -> TradeState:
+    """TRADE_CLOSED is Alipay's word both for a trade never paid and for one paid and then
+    refunded in full (a cancel that found it paid, a refund): the payment time tells which."""
+    return TradeState.REFUNDED if state is TradeState.CLOSED and paid_at is not None else state
+
+
 @dataclass(frozen=True)
 class AlipaySettings:
     app_id: str
@@ -195,7 +201,9 @@ class AlipayProvider:
                 paid_at = parse_alipay_time(str(response["send_pay_date"]))
             except ValueError as error:
                 raise ProviderUnavailable(f"alipay: bad send_pay_date in {response}") from error
-        return TradeSnapshot(state, response.get("trade_no"), amount, paid_at)
+        return TradeSnapshot(
+            _paid_then_closed(state, paid_at), response.get("trade_no"), amount, paid_at
+        )
 
     async def query(
         self, out_trade_no: str, *, provider_trade_no: str | None = None
@@ -327,7 +335,7 @@ class AlipayProvider:
             notify_id=data["notify_id"],
             out_trade_no=data["out_trade_no"],
             provider_trade_no=data.get("trade_no") or None,
-            state=state,
+            state=_paid_then_closed(state, paid_at),
             amount=amount,
             merchant_id=data["app_id"],
             paid_at=paid_at,
