@@ -47,6 +47,8 @@ class Report:
     unexpected_exits: list[str] = field(default_factory=list)
     # The answers that were not 2xx, by status and problem code (payonce's refusals).
     refusals: Counter[str] = field(default_factory=Counter)
+    # Every 5xx answer, including those the shoppers retried.
+    server_errors: Counter[str] = field(default_factory=Counter)
     run_s: float = 0.0
     quiesce_s: float = 0.0
     clock_advanced_s: float = 0.0
@@ -80,6 +82,7 @@ class Report:
             "shopper_error_samples": self.shopper_error_samples[:20],
             "unexpected_exits": self.unexpected_exits,
             "refusals": dict(self.refusals),
+            "server_errors": dict(self.server_errors),
             "run_s": round(self.run_s, 1),
             "quiesce_s": round(self.quiesce_s, 1),
             "clock_advanced_s": round(self.clock_advanced_s),

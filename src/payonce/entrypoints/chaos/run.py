@@ -186,6 +186,7 @@ async def run_chaos(
                 system.database_url, [v.order_id for v in visits if v.order_id]
             )
             sandbox_books = await read_sandbox(site)
+            report.server_errors.update(site.server_errors)
         finally:
             await site.aclose()
     report.violations = Checker(visits, payonce_books, sandbox_books, orders).violations()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -19,9 +20,10 @@ from payonce.entrypoints.chaos.journal import LiveMessage, Reply, Visit
 from payonce.ports.clock import Clock
 
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 1, "unit_amount": 1999}]
-# How often an unanswered request is tried again, 0.2 s apart at first, then up to 3 s apart
-# (about a minute in all: a crashed instance is back within seconds, a paused one in six).
-ATTEMPTS = 24
+# How long an unanswered request is tried again, 0.2 s apart at first, then 3 s apart: a
+# crashed instance is back within seconds, a paused one in six, a crash loop on a loaded
+# machine may take a minute or two.
+PATIENCE_S = 180.0
 # What the pay page answers with "Checking with the provider…" and asks again, how often.
 BUSY = frozenset({"idempotency_key_in_flight", "payment_outcome_unknown", "order_busy", "conflict"})
 BUSY_ATTEMPTS = 120
@@ -49,6 +51,14 @@ def code_of(action: dict[str, Any] | None) -> str | None:
     return str(line) if line else None
 
 
+def _code_of(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except json.JSONDecodeError:
+        return ""
+    return str(body.get("code", "")) if isinstance(body, dict) else ""
+
+
 class Site:
     """The payonce instances (any of them answers any call), the sandbox, and the shop's key."""
 
@@ -57,6 +67,8 @@ class Site:
     ) -> None:
         self.apis = list(apis)
         self.clock = clock
+        # Every 5xx answer, retried or not, by status and problem code.
+        self.server_errors: Counter[str] = Counter()
         self.sandbox_url = sandbox_url.rstrip("/")
         self.api_key = api_key
         self.http = httpx.AsyncClient(
@@ -78,7 +90,8 @@ class Site:
         instance (every mutating call carries its Idempotency-Key, so a repeat is safe)."""
         wait = 0.2
         answer: httpx.Response | None = None
-        for _ in range(ATTEMPTS):
+        until = time.monotonic() + PATIENCE_S
+        while time.monotonic() < until:
             try:
                 answer = await self.http.request(
                     method, f"{self.instance()}{path}", headers=headers, json=body
@@ -87,6 +100,8 @@ class Site:
                 answer = None
             if answer is not None and answer.status_code < 500:
                 return answer
+            if answer is not None:
+                self.server_errors[f"{answer.status_code} {_code_of(answer)}".strip()] += 1
             await asyncio.sleep(wait)
             wait = min(wait * 2, 3.0)
         if answer is not None:
@@ -95,7 +110,8 @@ class Site:
 
     async def sandbox(self, method: str, path: str, body: Any = None) -> httpx.Response:
         wait = 0.2
-        for _ in range(ATTEMPTS):
+        until = time.monotonic() + PATIENCE_S
+        while time.monotonic() < until:
             try:
                 return await self.http.request(method, f"{self.sandbox_url}{path}", json=body)
             except httpx.TransportError:
