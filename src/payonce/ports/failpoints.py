@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 # The places a crash loses the most if payonce were careless, in the order a payment meets them.
 Failpoint = Literal[
@@ -13,11 +13,7 @@ Failpoint = Literal[
     # A provider's notification was committed, and its acknowledgement was not sent.
     "notify_after_commit_before_ack",
 ]
-FAILPOINTS: tuple[Failpoint, ...] = (
-    "after_provider_call",
-    "after_commit_before_relay",
-    "notify_after_commit_before_ack",
-)
+FAILPOINTS: tuple[Failpoint, ...] = get_args(Failpoint)
 
 
 class Failpoints(Protocol):

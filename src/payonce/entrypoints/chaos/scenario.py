@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,18 +28,7 @@ Behaviour = Literal[
     "pay_after_expiry",
     "cancel_and_retry",
 ]
-BEHAVIOURS: tuple[Behaviour, ...] = (
-    "pay_once",
-    "double_click",
-    "refresh_and_pay_again",
-    "switch_channel",
-    "two_qr_pay_both",
-    "boleto_then_other",
-    "abandon",
-    "pay_at_expiry",
-    "pay_after_expiry",
-    "cancel_and_retry",
-)
+BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
 Target = Literal["embedded", "stack"]
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
