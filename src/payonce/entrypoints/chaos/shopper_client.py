@@ -24,6 +24,8 @@ CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 1, "unit_amount": 1999}]
 # crashed instance is back within seconds, a paused one in six, a crash loop on a loaded
 # machine may take a minute or two.
 PATIENCE_S = 180.0
+# Answers that say "not now": sent again, as a browser that retries would.
+RETRIED = frozenset({503, 504})
 # What the pay page answers with "Checking with the provider…" and asks again, how often.
 BUSY = frozenset({"idempotency_key_in_flight", "payment_outcome_unknown", "order_busy", "conflict"})
 BUSY_ATTEMPTS = 120
@@ -86,8 +88,9 @@ class Site:
     async def call(
         self, method: str, path: str, *, headers: dict[str, str], body: Any = None
     ) -> httpx.Response:
-        """Send to an instance; on no answer (refused, reset, cut) or a 5xx, again to any
-        instance (every mutating call carries its Idempotency-Key, so a repeat is safe)."""
+        """Send to an instance; on no answer (refused, reset, cut) or "unavailable" (503, 504),
+        again to any instance (every mutating call carries its Idempotency-Key, so a repeat is
+        safe). Any other answer, a provider's refusal (502) included, is the answer."""
         wait = 0.2
         answer: httpx.Response | None = None
         until = time.monotonic() + PATIENCE_S
@@ -98,10 +101,10 @@ class Site:
                 )
             except httpx.TransportError:
                 answer = None
-            if answer is not None and answer.status_code < 500:
-                return answer
-            if answer is not None:
+            if answer is not None and answer.status_code >= 500:
                 self.server_errors[f"{answer.status_code} {_code_of(answer)}".strip()] += 1
+            if answer is not None and answer.status_code not in RETRIED:
+                return answer
             await asyncio.sleep(wait)
             wait = min(wait * 2, 3.0)
         if answer is not None:
