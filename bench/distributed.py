@@ -44,6 +44,9 @@ RESULTS = Path(__file__).with_name("results") / "distributed.json"
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
 
+# The load comes from one address and hammers one order: what the rate limits are for.
+UNLIMITED = {"PAYONCE_RATE_LIMITING": "off"}
+
 
 def options(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./scripts/bench distributed", description=__doc__)
@@ -95,7 +98,7 @@ def embedded(workdir: Path, keys: Path) -> Iterator[tuple[Target, Settings]]:
     child = Child(
         name="embedded",
         argv=[*PAYONCE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=clean_env(PAYONCE_DATA_DIR=str(data_dir), PAYONCE_API_KEY=api_key),
+        env=clean_env(PAYONCE_DATA_DIR=str(data_dir), PAYONCE_API_KEY=api_key, **UNLIMITED),
         log_path=workdir / "logs" / "embedded.log",
         ready_url=f"{url}/readyz",
     )
@@ -146,7 +149,9 @@ def distributed(
     """A local stack: its own PostgreSQL and Redis, the sandbox, API instances and workers."""
     data_dir = workdir / "stack"
     shutil.copytree(keys, data_dir / "payonce" / "sandbox")
-    plan = StackPlan(data_dir=data_dir, api_instances=opts.apis, workers=opts.workers)
+    plan = StackPlan(
+        data_dir=data_dir, api_instances=opts.apis, workers=opts.workers, settings=UNLIMITED
+    )
     with Stack(plan) as stack:
         postgres, redis_server = stack.servers
         assert stack.sandbox is not None

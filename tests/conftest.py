@@ -8,13 +8,16 @@ Redis is a real server too (pytest-redis), emptied before each test that asks fo
 
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
+import structlog
 from pytest_postgresql import factories
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -25,6 +28,7 @@ from payonce.adapters.clock import AdjustableClock
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.memory import MemoryStorage
 from payonce.adapters.storage.sql import SqlStorage
+from payonce.entrypoints import logs
 from payonce.ports.storage import Storage
 from payonce.sandbox.keys import SandboxKeys
 from tests.loopback import Serve, loopback_servers
@@ -35,6 +39,19 @@ PG_CTL = Path(__file__).with_name("support") / "pg_ctl"
 postgresql_proc = factories.postgresql_proc(executable=str(PG_CTL), port=None)
 _databases = itertools.count(1)
 redis_proc = redis_factories.redis_proc(port=None)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What this process logs, as the servers log it (JSON lines, redacted), while it runs."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    logs.configure("json", stream=stream)
+    yield stream
+    root.handlers = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,6 +27,19 @@ def _is_webhook_secret(value: str) -> bool:
     return 24 <= len(key) <= 64
 
 
+def _keys_in(value: SecretStr | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(key.strip() for key in value.get_secret_value().split(",") if key.strip())
+
+
+# limits' notation: "60/minute", "10 per second", "1000/hour".
+RATE_PATTERN = r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$"
+
+# A key a person chose, or a placeholder, is guessable; a generated one has 32+ characters.
+MIN_KEY_LENGTH = 32
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYONCE_", extra="ignore")
 
@@ -36,8 +50,19 @@ class Settings(BaseSettings):
     # Set: the per-order lock, result cache, push fan-out and event stream live in Redis, shared
     # by every instance. Unset: in-process (one instance only).
     redis_url: str | None = None
+    # The shop backend's bearer key; several, separated by commas, while one is rotated out
+    # ("new,old"): each is valid until it is removed.
     api_key: SecretStr | None = None
+    # The operators' key (refunds, outbox replays, reconciliation, metrics), likewise several
+    # during a rotation. Development generates one in the data directory; production without
+    # it has no admin API.
+    admin_key: SecretStr | None = None
     clock: Literal["system", "adjustable"] = "system"
+    # Other sites whose pages may open an order's WebSocket (JSON list of origins, e.g.
+    # ["https://shop.example"]); payonce's own pages (PAYONCE_PUBLIC_URL) always may.
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list
+    )
     # Where payonce reaches a sandbox that it does not mount itself.
     sandbox_url: str | None = None
     # Mount the provider sandbox at /sandbox (development only); default: when no sandbox_url.
@@ -85,6 +110,20 @@ class Settings(BaseSettings):
     push_gateway_url: str | None = None
     push_gateway_secret: SecretStr | None = None
     push_timeout_s: float = Field(default=5.0, gt=0, le=10)
+
+    # Calls per window, per client and per order, of applies, status reads and event streams,
+    # over the defaults (JSON), e.g. {"apply": {"order": "30/minute"}}; "off" counts nothing
+    # (a load test from one address).
+    rate_limits: dict[
+        Literal["apply", "status", "events"],
+        dict[Literal["client", "order"], Annotated[str, Field(pattern=RATE_PATTERN)]],
+    ] = Field(default_factory=dict)
+    rate_limiting: Literal["on", "off"] = "on"
+
+    # Log lines: "json" (one object per line, for a log shipper) or "console" (readable);
+    # default json in production, console in development.
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Test-only, for the chaos harness; production refuses every one of them.
     # With the adjustable clock: keep its offset in this file, shared by a local stack's processes.
@@ -144,6 +183,30 @@ class Settings(BaseSettings):
     paypal_webhook_cert: str | None = None
     paypal_api_base: str = "https://api-m.paypal.com"
 
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings of this process: PAYONCE_* variables, and for secrets also files in
+        the directory PAYONCE_SECRETS_DIR names (mounted secrets: one file per setting, named
+        like its variable, e.g. payonce_api_key; a variable set wins over its file)."""
+        secrets_dir = os.environ.get("PAYONCE_SECRETS_DIR")
+        if secrets_dir is not None and not Path(secrets_dir).is_dir():
+            raise ValueError(f"PAYONCE_SECRETS_DIR {secrets_dir} is not a directory")
+        return cls(_secrets_dir=secrets_dir)
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return _keys_in(self.api_key)
+
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        return _keys_in(self.admin_key)
+
+    @property
+    def log_lines(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "console"
+
     @property
     def sandbox_mounted(self) -> bool:
         if self.mount_sandbox is not None:
@@ -160,6 +223,13 @@ class Settings(BaseSettings):
         if self.intent_grace_s <= self.provider_timeout_s:
             # Otherwise a slow but live create would be declared abandoned while it runs.
             raise ValueError("PAYONCE_INTENT_GRACE_S must exceed PAYONCE_PROVIDER_TIMEOUT_S")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_are_distinct(self) -> Settings:
+        if set(self.api_keys) & set(self.admin_keys):
+            # One key for both would give every shop backend the operators' calls.
+            raise ValueError("PAYONCE_ADMIN_KEY must differ from every PAYONCE_API_KEY")
         return self
 
     @model_validator(mode="after")
@@ -198,8 +268,10 @@ class Settings(BaseSettings):
         if self.env != "production":
             return self
         problems = []
-        if self.api_key is None:
+        if not self.api_keys:
             problems.append("PAYONCE_API_KEY must be set")
+        if any(len(key) < MIN_KEY_LENGTH for key in (*self.api_keys, *self.admin_keys)):
+            problems.append(f"API and admin keys must be at least {MIN_KEY_LENGTH} characters")
         if self.clock != "system" or self.clock_file is not None:
             problems.append("PAYONCE_CLOCK=adjustable (and _CLOCK_FILE) are for demos and tests")
         if self.failpoints:

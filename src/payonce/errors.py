@@ -16,6 +16,8 @@ class PayonceError(Exception):
     http_status: ClassVar[int] = 500
     # A retryable error may succeed if the same request is sent again later.
     retryable: ClassVar[bool] = False
+    # When to send it again (the Retry-After header of a retryable refusal), in seconds.
+    retry_after_s: int = 1
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.title)
@@ -85,6 +87,21 @@ class PaymentNotCancellable(PayonceError):
     http_status = 409
 
 
+class PaymentNotRefundable(PayonceError):
+    """Only an extra capture is refunded by payonce: never the payment that paid its order
+    (that is the shop's return, made with the order), never one that took no money."""
+
+    code = "payment_not_refundable"
+    title = "This payment is not an extra capture to refund"
+    http_status = 409
+
+
+class EventNotFound(PayonceError):
+    code = "event_not_found"
+    title = "No such outbox event"
+    http_status = 404
+
+
 class PaymentOutcomeUnknown(PayonceError):
     code = "payment_outcome_unknown"
     title = "An earlier payment's outcome is not yet known"
@@ -97,6 +114,17 @@ class OrderBusy(PayonceError):
     title = "Another request for this order is still running"
     http_status = 409
     retryable = True
+
+
+class RateLimited(PayonceError):
+    code = "rate_limited"
+    title = "Too many requests; try again after Retry-After seconds"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class IdempotencyKeyMissing(PayonceError):
@@ -165,9 +193,14 @@ class NotificationRejected(PayonceError):
     title = "Notification rejected"
     http_status = 400
 
-    def __init__(self, reason: str, detail: str | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str | None = None, *, out_trade_no: str | None = None
+    ) -> None:
         super().__init__(detail or reason)
         self.reason = reason
+        # The trade number the refused body names, if it could be read: unverified, so only
+        # ever a hint to ask the provider about a trade we hold, never a fact to act on.
+        self.out_trade_no = out_trade_no
 
 
 # Storage and coordination --------------------------------------------------------------------
@@ -222,5 +255,15 @@ class StateConflict(PayonceError):
 class StorageUnavailable(PayonceError):
     code = "storage_unavailable"
     title = "Storage unavailable"
+    http_status = 503
+    retryable = True
+
+
+class RedisUnavailable(PayonceError):
+    """Redis, configured and shared by every instance, does not answer (readiness only: the
+    requests themselves fall back to in-process parts and the database)."""
+
+    code = "redis_unavailable"
+    title = "Redis does not answer"
     http_status = 503
     retryable = True

@@ -26,6 +26,7 @@ from payonce.sandbox.app import Sandbox
 from payonce.service.context import Policy
 
 API_KEY = "sk_test_backend"
+ADMIN_KEY = "ak_test_operator"
 CART = [{"sku": "SKU-1", "name": "Tea", "quantity": 2, "unit_amount": 1999}]
 
 
@@ -60,6 +61,10 @@ class Live:
     @property
     def backend(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_KEY}"}
 
     async def create_order(
         self, lines: list[dict[str, Any]] | None = None, *, currency: str = "CNY"
@@ -128,9 +133,10 @@ async def start_live(
         policy: Policy | None = None,
         provider_timeout_s: float = 5.0,
         database_url: str | None = None,
+        **settings_too: Any,
     ) -> Live:
         """``database_url``: a PostgreSQL database (migrated here, as `payonce db upgrade`
-        does); None: the embedded SQLite file."""
+        does); None: the embedded SQLite file. ``settings_too``: other Settings fields."""
         data_dir = tmp_path / f"data{len(running)}"
         data_dir.mkdir(parents=True)
         shutil.copytree(sandbox_keys, data_dir / "sandbox")
@@ -138,14 +144,16 @@ async def start_live(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = Settings(
-            data_dir=data_dir,
-            api_key=API_KEY,  # type: ignore[arg-type]
-            clock="adjustable",
-            provider_timeout_s=provider_timeout_s,
-            database_url=database_url,
-            mount_sandbox=True,
-        )
+        fields: dict[str, Any] = {
+            "data_dir": data_dir,
+            "api_key": API_KEY,
+            "admin_key": ADMIN_KEY,
+            "clock": "adjustable",
+            "provider_timeout_s": provider_timeout_s,
+            "database_url": database_url,
+            "mount_sandbox": True,
+        }
+        settings = Settings(**(fields | settings_too))
         if database_url is not None:
             engine = open_engine(database_url)
             await upgrade(engine)

@@ -11,7 +11,8 @@ from tests.integration.conftest import Live
 
 
 def _provider(live: Live, **changes: Any) -> AlipayProvider:
-    current: Any = live.container.deps.providers[Channel.ALIPAY]
+    metered: Any = live.container.deps.providers[Channel.ALIPAY]
+    current: AlipayProvider = metered.inner  # the adapter itself, under its metering
     return AlipayProvider(replace(current.settings, **changes), live.clock)
 
 

@@ -76,15 +76,16 @@ def test_the_reuse_margin_is_a_setting() -> None:
 
 def test_defences_are_on_unless_turned_off() -> None:
     on, off = policy_of(Settings()), policy_of(Settings(defences="off"))
-    assert (on.reuse_open_trades, on.close_before_new, on.poll_trades) == (True, True, True)
-    assert (off.reuse_open_trades, off.close_before_new, off.poll_trades) == (False, False, False)
+    flags = ("reuse_open_trades", "close_before_new", "poll_trades", "reconcile_daily")
+    assert [getattr(on, flag) for flag in flags] == [True] * 4
+    assert [getattr(off, flag) for flag in flags] == [False] * 4
 
 
 async def test_with_defences_off_there_is_no_lock_and_no_refunder(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, defences="off", mount_sandbox=False)
     container = await bootstrap(settings, public_url="http://127.0.0.1:1")
     try:
-        assert isinstance(container.deps.locks, NoLocks)
+        assert isinstance(container.coordination.locks, NoLocks)
         assert not any(isinstance(c, Refunder) for c in container.deps.consumers)
     finally:
         await container.aclose()
@@ -92,7 +93,7 @@ async def test_with_defences_off_there_is_no_lock_and_no_refunder(tmp_path: Path
         Settings(data_dir=tmp_path, mount_sandbox=False), public_url="http://127.0.0.1:1"
     )
     try:
-        assert not isinstance(defended.deps.locks, NoLocks)
+        assert not isinstance(defended.coordination.locks, NoLocks)
         assert any(isinstance(c, Refunder) for c in defended.deps.consumers)
     finally:
         await defended.aclose()

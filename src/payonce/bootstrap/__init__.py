@@ -7,14 +7,19 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from payonce.adapters.clock import AdjustableClock, SharedClock, SystemClock
 from payonce.adapters.failpoints import CrashingFailpoints
+from payonce.adapters.locks.metered import MeteredLocks
 from payonce.adapters.locks.unlocked import NoLocks
+from payonce.adapters.metrics.prometheus import PrometheusMetrics
 from payonce.adapters.order_service.signing import WebhookSigner
 from payonce.adapters.order_service.webhook import OrderWebhook
+from payonce.adapters.providers.metered import MeteredProvider
 from payonce.adapters.push.log import LogPush
 from payonce.adapters.push.webhook import WebhookPush
+from payonce.adapters.rate_limits.windows import DEFAULT_LIMITS, WindowRateLimits
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.bootstrap.coordination import Coordination, coordination
@@ -29,8 +34,10 @@ from payonce.ports.clock import Clock
 from payonce.ports.failpoints import Failpoints, NoFailpoints
 from payonce.ports.locks import Locks
 from payonce.ports.push import ShopperPush
+from payonce.ports.rate_limits import RateLimits
 from payonce.sandbox.app import Sandbox
 from payonce.sandbox.keys import SandboxKeys
+from payonce.service.access import AccessKeys
 from payonce.service.context import DEFAULT_POLL_SCHEDULES, Deps, Policy
 from payonce.service.order_inbox import OrderInbox
 from payonce.service.refunds import Refunder
@@ -52,14 +59,26 @@ class Container:
 
     settings: Settings
     deps: Deps
-    api_keys: tuple[str, ...]
+    access: AccessKeys
     public_url: str
     adjustable_clock: AdjustableClock | SharedClock | None
     sandbox: Sandbox | None
     storage: SqlStorage
     coordination: Coordination
+    metrics: PrometheusMetrics
+    rate_limits: RateLimits | None
     order_webhook: OrderWebhook | None = None
     push: ShopperPush | None = None
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return self.access.api
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The sites whose pages may open an order's WebSocket: this server's, and the shop's."""
+        own = urlsplit(self.public_url)
+        return frozenset({f"{own.scheme}://{own.netloc}", *self.settings.allowed_origins})
 
     async def aclose(self) -> None:
         if self.order_webhook is not None:
@@ -85,10 +104,16 @@ def _private_file(path: Path, make: str) -> str:
     return make
 
 
-def api_keys_of(settings: Settings) -> tuple[str, ...]:
-    if settings.api_key is not None:
-        return (settings.api_key.get_secret_value(),)
-    return (_private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),)
+def access_of(settings: Settings) -> AccessKeys:
+    """The keys set (several during a rotation), else ones generated once in the data
+    directory (development only: production settings require them set)."""
+    api = settings.api_keys or (
+        _private_file(settings.data_dir / "api_key", f"sk_{secrets.token_urlsafe(32)}"),
+    )
+    admin = settings.admin_keys
+    if not admin and settings.env == "development":
+        admin = (_private_file(settings.data_dir / "admin_key", f"ak_{secrets.token_urlsafe(32)}"),)
+    return AccessKeys(api=api, admin=admin)
 
 
 def order_webhook(settings: Settings, clock: Clock) -> OrderWebhook | None:
@@ -141,6 +166,7 @@ def policy_of(settings: Settings) -> Policy:
         reuse_open_trades=defended,
         close_before_new=defended,
         poll_trades=defended,
+        reconcile_daily=defended,
         order_ttl=timedelta(seconds=settings.order_ttl_s),
         lock_ttl_s=settings.lock_ttl_s,
         lock_wait_s=settings.lock_wait_s,
@@ -157,6 +183,19 @@ def policy_of(settings: Settings) -> Policy:
         },
         sweep_after=timedelta(seconds=settings.sweep_after_s),
     )
+
+
+def rate_limits_of(settings: Settings) -> RateLimits | None:
+    """The limits (the defaults, with what settings change), in Redis when it is shared."""
+    if settings.rate_limiting == "off":
+        return None
+    limits = {
+        call: {**scopes, **settings.rate_limits.get(call, {})}
+        for call, scopes in DEFAULT_LIMITS.items()
+    }
+    if settings.redis_url is not None:
+        return WindowRateLimits.in_redis(settings.redis_url, limits)
+    return WindowRateLimits.in_process(limits)
 
 
 def _sandbox_keys(settings: Settings) -> SandboxKeys:
@@ -205,16 +244,20 @@ async def bootstrap(
     if locks is None and settings.defences == "off":
         locks = NoLocks()
     shared = coordination(settings, clock, locks=locks)
+    metrics = PrometheusMetrics()
     deps = Deps(
         storage=storage,
         clock=clock,
-        locks=shared.locks,
+        locks=MeteredLocks(shared.locks, metrics),
         cache=shared.cache,
         feed=shared.feed,
-        providers=providers,
+        providers={
+            channel: MeteredProvider(provider, metrics) for channel, provider in providers.items()
+        },
         policy=policy or policy_of(settings),
         return_url_template=f"{public_url}/pay/{{order_id}}",
         failpoints=failpoints_of(settings),
+        metrics=metrics,
     )
     webhook = order_webhook(settings, clock)
     push = push_of(settings, clock)
@@ -230,12 +273,14 @@ async def bootstrap(
     return Container(
         settings=settings,
         deps=deps,
-        api_keys=api_keys_of(settings),
+        access=access_of(settings),
         public_url=public_url,
         adjustable_clock=adjustable,
         sandbox=sandbox,
         storage=storage,
         coordination=shared,
+        metrics=metrics,
+        rate_limits=rate_limits_of(settings),
         order_webhook=webhook,
         push=push,
     )

@@ -46,6 +46,8 @@ class Coordination:
     feed: Feed
     streams: tuple[EventConsumer, ...] = ()
     aclose: Callable[[], Awaitable[None]] = field(default=_nothing)
+    # Answers when the shared parts (Redis) are reachable, raises otherwise; None in-process.
+    ping: Callable[[], Awaitable[None]] | None = None
 
 
 def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None) -> Coordination:
@@ -83,6 +85,9 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
     feed = RedisFeed(client, breaker=breaker)
     redis_locks = RedisLocks(client, fallback=InProcessLocks(clock), breaker=breaker)
 
+    async def ping() -> None:
+        await client.ping()  # type: ignore[misc]  # redis-py types it sync-or-async
+
     async def aclose() -> None:
         await redis_locks.aclose()
         await feed.aclose()
@@ -94,4 +99,5 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
         feed=feed,
         streams=(RedisEventStream(client, breaker=breaker),),
         aclose=aclose,
+        ping=ping,
     )

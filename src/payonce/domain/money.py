@@ -15,6 +15,10 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "BRL": 2,
     "JPY": 0,
 }
+# The currencies an order may be in: those at least one channel takes (Alipay and WeChat Pay
+# CNY, PayPal USD EUR GBP BRL HKD CNY, Boleto BRL). Money knows more (JPY) for the providers' own
+# wire formats, but an order nobody can pay is refused when it is created.
+ORDER_CURRENCIES: frozenset[str] = frozenset({"CNY", "USD", "EUR", "GBP", "HKD", "BRL"})
 # The symbol people read before an amount of each currency (pages, wallet screens, pushes).
 CURRENCY_SYMBOLS: dict[str, str] = {
     "CNY": "¥",

@@ -13,6 +13,7 @@ from payonce.service import outbox
 from payonce.service.context import Deps
 from payonce.service.expiry import expire_due
 from payonce.service.polling import poll_due
+from payonce.service.provenance import caused_by
 from payonce.service.reconcile import DailyReconciliation
 from payonce.service.sweeper import sweep
 
@@ -22,6 +23,8 @@ Pass = Callable[[Deps], Awaitable[int]]
 
 # How often the reconciliation loop looks for a day (or a retry) that is due.
 RECONCILE_INTERVAL_S = 60.0
+# How often the outbox's backlog is measured for the metrics (a read of up to 1000 rows).
+BACKLOG_INTERVAL_S = 15.0
 
 
 def passes() -> tuple[tuple[str, Pass], ...]:
@@ -35,15 +38,35 @@ def passes() -> tuple[tuple[str, Pass], ...]:
     )
 
 
+# What the audit trail names as the cause of each pass's changes.
+CAUSES = {
+    "outbox relay": "job relay",
+    "trade polls": "job poll",
+    "expiry": "job expiry",
+    "sweeper": "job sweeper",
+}
+
+
 async def reconcile_forever(container: Container, interval_s: float) -> None:
     """The daily reconciliation, in its own loop: a statement download or its repairs never
     hold up the relay, the polls or the expiry."""
     daily = DailyReconciliation()
     while True:
         try:
-            await daily(container.deps)
+            with caused_by("job reconcile"):
+                await daily(container.deps)
         except Exception:
             log.exception("reconciliation pass failed")
+        await asyncio.sleep(interval_s)
+
+
+async def measure_forever(container: Container, interval_s: float) -> None:
+    """The outbox backlog's gauges (how many wait, the oldest's age), now and then."""
+    while True:
+        try:
+            await outbox.measure_backlog(container.deps)
+        except Exception:
+            log.exception("outbox backlog not measured")
         await asyncio.sleep(interval_s)
 
 
@@ -51,20 +74,20 @@ async def work_forever(container: Container, interval_s: float) -> None:
     """Run every pass, again and again, until cancelled; a failed pass never stops the loop.
 
     The daily reconciliation repairs missed captures and refunds extra ones, so it is one of
-    the defences that ``PAYONCE_DEFENCES=off`` turns off."""
-    reconciling = (
-        asyncio.create_task(
-            reconcile_forever(container, RECONCILE_INTERVAL_S), name="reconciliation"
+    the defences that ``PAYONCE_DEFENCES=off`` turns off (its policy flag)."""
+    beside = [asyncio.create_task(measure_forever(container, BACKLOG_INTERVAL_S), name="backlog")]
+    if container.deps.policy.reconcile_daily:
+        beside.append(
+            asyncio.create_task(
+                reconcile_forever(container, RECONCILE_INTERVAL_S), name="reconciliation"
+            )
         )
-        if container.settings.defences == "on"
-        else None
-    )
     try:
         await _passes_forever(container, interval_s)
     finally:
-        if reconciling is not None:
-            reconciling.cancel()
-            await asyncio.gather(reconciling, return_exceptions=True)
+        for task in beside:
+            task.cancel()
+        await asyncio.gather(*beside, return_exceptions=True)
 
 
 async def _passes_forever(container: Container, interval_s: float) -> None:
@@ -72,7 +95,8 @@ async def _passes_forever(container: Container, interval_s: float) -> None:
     while True:
         for name, work in loop:
             try:
-                await work(container.deps)
+                with caused_by(CAUSES.get(name, f"job {name}")):
+                    await work(container.deps)
             except Exception:
                 log.exception("%s pass failed", name)
         await asyncio.sleep(interval_s)

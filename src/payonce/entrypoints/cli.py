@@ -1,5 +1,5 @@
 """The ``payonce`` command line: serve, work, run the sandbox or a local stack, migrate, look
-into the outbox, and reconcile a day."""
+into the outbox, reconcile a day, and show an order's history."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from rich.console import Console
 from payonce.adapters.storage.engine import current_revision, open_engine, sqlite_url, upgrade
 from payonce.bootstrap import bootstrap, clock_of
 from payonce.config import Settings
+from payonce.entrypoints import logs
 from payonce.entrypoints.chaos_cli import chaos
-from payonce.entrypoints.log_redaction import redact_server_logs
 from payonce.entrypoints.outbox_cli import outbox_app
 from payonce.entrypoints.reconcile_cli import (
     AsJson,
@@ -25,6 +25,8 @@ from payonce.entrypoints.reconcile_cli import (
     Server,
     run_reconcile,
 )
+from payonce.entrypoints.show_cli import AsJson as ShowAsJson
+from payonce.entrypoints.show_cli import OrderArg, run_show
 
 app = typer.Typer(
     help=(
@@ -46,11 +48,14 @@ Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 
 
 def _settings() -> Settings:
+    """The settings, read once; the process's logging set up by them."""
     try:
-        return Settings()
+        settings = Settings.load()
     except ValueError as error:  # pydantic's ValidationError, naming every refused setting
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
+    logs.configure(settings.log_lines, level=settings.log_level)
+    return settings
 
 
 @app.command()
@@ -75,7 +80,12 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     console.print(f"  API docs       {container.public_url}/docs")
     if container.sandbox is not None:
         console.print(f"  sandbox        {container.public_url}/sandbox (provider simulator)")
-    console.print(f"  API key        {container.api_keys[0]}")
+    # A key is printed only when it was generated here; one that was set is never shown.
+    generated = container.access.api[0] if settings.api_key is None else "(PAYONCE_API_KEY)"
+    console.print(f"  API key        {generated}")
+    if container.access.admin:
+        admin = container.access.admin[0] if settings.admin_key is None else "(PAYONCE_ADMIN_KEY)"
+        console.print(f"  admin key      {admin}")
     if settings.embedded:
         console.print(f"  data           {settings.data_dir.resolve()}")
     else:
@@ -85,13 +95,12 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             web,
             host=host,
             port=port,
-            log_level="info",
+            log_config=None,  # logging is ours: one redacting formatter for every record
             # Requests still open then are cut: every acknowledgement follows its commit, so a
             # cut request loses nothing its caller was told about.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     )
-    redact_server_logs()  # after uvicorn set its loggers up
     try:
         await server.serve()
     finally:
@@ -135,7 +144,7 @@ async def _sandbox(settings: Settings, host: str, port: int) -> None:
     console.print(f"[bold]payonce sandbox[/bold] at [cyan]http://{host}:{port}/sandbox[/cyan]")
     dispatcher = asyncio.create_task(simulator.run_dispatcher())
     server = uvicorn.Server(
-        uvicorn.Config(sandbox_root_app(simulator), host=host, port=port, log_level="info")
+        uvicorn.Config(sandbox_root_app(simulator), host=host, port=port, log_config=None)
     )
     try:
         await server.serve()
@@ -208,6 +217,13 @@ def reconcile_command(
     """Match a channel's statement of a day against payonce's records: repair missed captures,
     report every other break, and exit 1 while breaks remain (3: no statement yet)."""
     run_reconcile(_settings(), channel, day, as_json=as_json, repair=repair, server=server)
+
+
+@app.command("show")
+def show_command(order_id: OrderArg, as_json: ShowAsJson = False) -> None:
+    """An order's whole history as a timeline: every status change of it, its payments and
+    refunds (from, to, why, and which request or job), the notifications and the events."""
+    run_show(_settings(), order_id, as_json=as_json)
 
 
 @db_app.command("upgrade")

@@ -41,7 +41,7 @@ EventArg = Annotated[str, typer.Argument(help="The event id (evt_…), also the 
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        return Settings.load()
     except ValueError as error:  # pydantic's ValidationError, naming every refused setting
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error

@@ -15,6 +15,7 @@ from payonce.bootstrap import bootstrap
 from payonce.config import Settings
 from payonce.domain.channels import Channel
 from payonce.errors import ProviderUnavailable
+from payonce.service.provenance import caused_by
 from payonce.service.reconcile import Reconciliation, reconcile
 
 console = Console()
@@ -77,7 +78,8 @@ async def _reconcile(
 ) -> Reconciliation:
     container = await bootstrap(settings, public_url=settings.public_url or "http://127.0.0.1")
     try:
-        return await reconcile(container.deps, channel, day, repair=repair)
+        with caused_by("cli reconcile"):
+            return await reconcile(container.deps, channel, day, repair=repair)
     finally:
         await container.aclose()
 

@@ -7,7 +7,7 @@ followed by a write in the service. Adapters raise ``StaleVersion``, ``Duplicate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -240,6 +240,51 @@ class NotificationLog(Protocol):
 
     async def note_of(self, channel: str, notify_id: str) -> str | None: ...
 
+    async def for_payments(self, payment_ids: Sequence[PaymentId]) -> list[ReceivedNotification]:
+        """The notifications recorded for these payments, oldest first (for operators)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedNotification:
+    """A provider notification as kept: first received then, and why it changed nothing."""
+
+    channel: str
+    notify_id: str
+    payment_id: PaymentId
+    received_at: datetime
+    note: str | None
+
+
+class AuditEntity(StrEnum):
+    ORDER = "order"
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One status change of an order, a payment or a refund: from, to, why, and which request
+    or job made it. Written in the transaction that makes the change."""
+
+    order_id: OrderId
+    entity: AuditEntity
+    entity_id: str
+    from_status: str | None  # None: the entity was created
+    to_status: str
+    why: str
+    cause: str
+    at: datetime
+    id: int | None = None  # given by the store, in the order entries were appended
+
+
+class AuditTrail(Protocol):
+    async def append(self, entry: AuditEntry) -> None: ...
+
+    async def for_order(self, order_id: OrderId) -> list[AuditEntry]:
+        """Every entry of the order and of its payments and refunds, by time then id."""
+        ...
+
 
 class IdempotencyState(StrEnum):
     IN_FLIGHT = "in_flight"
@@ -325,6 +370,9 @@ class UnitOfWork(Protocol):
 
     @property
     def fences(self) -> FenceRepository: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 class Storage(Protocol):

@@ -32,9 +32,11 @@ from payonce.errors import (
     OrderExpired,
     OrderNotFound,
     PaymentOutcomeUnknown,
+    PayonceError,
     StorageConflict,
 )
 from payonce.ports.locks import Lease
+from payonce.ports.metrics import DuplicateLayer
 from payonce.ports.provider import PaymentProvider, TradeRequest
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.recording import (
@@ -57,6 +59,8 @@ _CACHE_RECHECK_S = 0.05
 class Applied:
     payment: dict[str, Any]  # the public view of the payment record
     created: bool  # True when a new provider trade was opened
+    # What answered a repeated apply: the cached action, or the open trade reused.
+    reused_by: DuplicateLayer | None = None
 
 
 class _Again(Exception):
@@ -70,6 +74,21 @@ async def apply_payment(
     platform: Platform,
     *,
     shopper_ip: str | None = None,
+) -> Applied:
+    """Open a trade for the order, or give the open one again; counted by how it ended."""
+    try:
+        applied = await _apply(deps, order_id, channel, platform, shopper_ip)
+    except PayonceError as refused:
+        deps.metrics.applied(channel.value, refused.code)
+        raise
+    deps.metrics.applied(channel.value, "created" if applied.created else "reused")
+    if applied.reused_by is not None:
+        deps.metrics.duplicate_prevented(applied.reused_by)
+    return applied
+
+
+async def _apply(
+    deps: Deps, order_id: OrderId, channel: Channel, platform: Platform, shopper_ip: str | None
 ) -> Applied:
     provider = deps.providers.get(channel)
     if provider is None:
@@ -87,8 +106,14 @@ async def apply_payment(
         except FenceRejected as error:
             # Our lock lapsed (a pause, a slow call) and another request holds it now: what we
             # learnt was refused; take the lock again and decide from what is recorded.
+            deps.metrics.duplicate_prevented("database")
             log.warning("apply for %s: %s; starting over", order_id, error)
-        except (_Again, StorageConflict, IllegalTransition):
+        except StorageConflict:
+            # A unique constraint or a compare-and-set refused a write another request made
+            # first (a second intent, a stale version): the database kept it at one.
+            deps.metrics.duplicate_prevented("database")
+            continue
+        except (_Again, IllegalTransition):
             continue
     raise OrderBusy(f"order {order_id} kept changing; retry")
 
@@ -146,7 +171,7 @@ async def _cached_answer(
         return None
     if datetime.fromisoformat(expires_at) <= deps.clock.now() + deps.policy.reuse_margin:
         return None
-    return Applied(view, created=False)
+    return Applied(view, created=False, reused_by="result_cache")
 
 
 async def _refuse_if_settled(deps: Deps, order: Order, payments: list[Payment]) -> None:
@@ -199,7 +224,7 @@ async def _apply_once(
                 )
             raise _Again()
         if payment.status is PaymentStatus.CLOSING:
-            await close_trade(deps, payment, lease)
+            await close_trade(deps, payment, lease, why="an unfinished close, before a new trade")
             raise _Again()
         if deps.policy.reuse_open_trades and payment.reusable_for(
             channel=channel,
@@ -208,10 +233,11 @@ async def _apply_once(
             now=now,
             margin=deps.policy.reuse_margin,
         ):
-            return Applied(payment_view(payment), created=False)
+            return Applied(payment_view(payment), created=False, reused_by="reuse")
         if payment.closable:
             if deps.policy.close_before_new:
-                await close_trade(deps, payment, lease)
+                why = f"close before a new trade: {channel.value} {platform.value}"
+                await close_trade(deps, payment, lease, why=why)
             else:
                 await forget_trade(deps, payment, lease)
             raise _Again()

@@ -30,7 +30,7 @@ async def cancel_payment(deps: Deps, payment_id: PaymentId) -> Payment:
             if not payment.is_live:
                 return payment
         try:
-            closed = await close_trade(deps, payment, lease)
+            closed = await close_trade(deps, payment, lease, why="payment cancelled")
         except IllegalTransition:
             closed = await get_payment(deps, payment_id)  # it moved on while we decided
         if closed.status is PaymentStatus.PAID:

@@ -18,6 +18,7 @@ from payonce.ports.clock import Clock
 from payonce.ports.failpoints import Failpoints, NoFailpoints
 from payonce.ports.feed import Feed
 from payonce.ports.locks import Locks
+from payonce.ports.metrics import Metrics, NoMetrics
 from payonce.ports.provider import PaymentProvider
 from payonce.ports.storage import Storage
 
@@ -93,10 +94,12 @@ class Policy:
     # Defences that only the chaos harness turns off (PAYONCE_DEFENCES=off, refused in
     # production), to prove its checker sees what they prevent: an open trade reused for the
     # same channel and platform; an older trade closed at its provider before a new one opens
-    # (off: it is forgotten, left open); the polls of open trades and the sweeper behind them.
+    # (off: it is forgotten, left open); the polls of open trades and the sweeper behind them;
+    # the daily reconciliation against the providers' statements.
     reuse_open_trades: bool = True
     close_before_new: bool = True
     poll_trades: bool = True
+    reconcile_daily: bool = True
 
     def settles_by(self, payment: Payment) -> datetime | None:
         """Until when a trade that cannot be withdrawn (a voucher) may still turn into money:
@@ -150,6 +153,7 @@ class Deps:
     # Where a shopper returns from a wallet (and falls back to), by order: "…/pay/{order_id}".
     return_url_template: str | None = None
     failpoints: Failpoints = field(default_factory=NoFailpoints)
+    metrics: Metrics = field(default_factory=NoMetrics)
 
     def return_url(self, order_id: OrderId) -> str | None:
         if self.return_url_template is None:

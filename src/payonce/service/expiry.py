@@ -20,6 +20,7 @@ from payonce.domain.order import Order, OrderStatus
 from payonce.domain.payment import Payment
 from payonce.errors import FenceRejected, PaymentOutcomeUnknown, StaleVersion
 from payonce.ports.locks import Lease
+from payonce.service import audit
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.recording import cache_order_state, publish
 from payonce.service.trades import close_trade, sync_with_provider
@@ -82,7 +83,7 @@ async def _withdraw(deps: Deps, payment: Payment, lease: Lease) -> None:
     """Make one trade unpayable (when its channel can), then ask about it once more."""
     if payment.closable:
         try:
-            payment = await close_trade(deps, payment, lease)
+            payment = await close_trade(deps, payment, lease, why="order expired")
         except PaymentOutcomeUnknown as error:
             log.info("expiry could not close %s yet: %s", payment.out_trade_no, error)
     await sync_with_provider(deps, payment, lease)
@@ -101,8 +102,10 @@ async def _close_order(deps: Deps, order_id: OrderId, lease: Lease) -> Order | N
         if still_open:
             log.info("order %s stays open: trades %s may still take money", order_id, still_open)
             return None
-        closed = order.moved_to(OrderStatus.CLOSED, now=deps.clock.now())
+        now = deps.clock.now()
+        closed = order.moved_to(OrderStatus.CLOSED, now=now)
         await uow.orders.update(closed, expected_version=order.version)
+        await audit.moved(uow, order, closed, why="expired: no trade can take money", now=now)
     return closed
 
 

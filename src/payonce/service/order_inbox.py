@@ -7,6 +7,7 @@ import logging
 from payonce.domain.events import Event, Topic
 from payonce.domain.order import Order, OrderStatus
 from payonce.errors import StaleVersion
+from payonce.service import audit
 from payonce.service.context import Deps
 from payonce.service.recording import cache_order_state, publish
 
@@ -64,4 +65,8 @@ class OrderInbox:
                 OrderStatus.READY_FOR_SHIPMENT, now=now, paid_payment_id=event.payment_id
             )
             await uow.orders.update(paid, expected_version=order.version)
+            why = f"{event.topic.value} {event.id}: paid by {event.payment_id}"
+            await audit.moved(
+                uow, order, paid, why=why + (", reopened" if reopens else ""), now=now
+            )
             return paid

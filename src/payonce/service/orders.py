@@ -12,6 +12,7 @@ from payonce.domain.order import Order, OrderLine
 from payonce.domain.payment import Payment
 from payonce.domain.refund import Refund
 from payonce.errors import OrderNotFound, PaymentNotFound
+from payonce.service import audit
 from payonce.service.context import Deps
 
 
@@ -32,6 +33,7 @@ async def create_order(
     )
     async with deps.storage.transaction() as uow:
         await uow.orders.add(order)
+        await audit.moved(uow, None, order, why="order created", now=order.created_at)
     return order
 
 

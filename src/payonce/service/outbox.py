@@ -97,6 +97,8 @@ async def _deliver(deps: Deps, entry: OutboxEntry, *, inline: bool) -> bool:
             )
         else:
             outcomes[consumer.name] = None
+            lag = deps.clock.now() - event.occurred_at
+            deps.metrics.outbox_delivered(consumer.name, lag.total_seconds())
     failures = [f"{name}: {error}" for name, error in outcomes.items() if error is not None]
     now = deps.clock.now()
     async with deps.storage.transaction() as uow:
@@ -167,3 +169,16 @@ async def replay(
     """
     async with storage.transaction() as uow:
         return await uow.outbox.replay(event_id, now=now, consumer=consumer)
+
+
+# How many undelivered events a look at the backlog reads at most (the gauge saturates there).
+BACKLOG_LOOK = 1000
+
+
+async def measure_backlog(deps: Deps) -> None:
+    """Set the backlog gauges: undelivered events (up to BACKLOG_LOOK) and the oldest's age."""
+    async with deps.storage.transaction() as uow:
+        waiting = await uow.outbox.search(undelivered_only=True, limit=BACKLOG_LOOK)
+    now = deps.clock.now()
+    oldest = min((entry.event.occurred_at for entry in waiting), default=now)
+    deps.metrics.outbox_backlog(len(waiting), (now - oldest).total_seconds())

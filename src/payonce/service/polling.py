@@ -31,6 +31,7 @@ async def poll_due(deps: Deps) -> int:
         jobs = await uow.polls.claim(now=now, until=now + deps.policy.poll_claim_lease, limit=BATCH)
     polled = 0
     for job in jobs:
+        deps.metrics.poll_ran((now - job.due_at).total_seconds())
         try:
             await _poll(deps, job)
             polled += 1

@@ -23,7 +23,7 @@ from payonce.domain.outcomes import CloseRequested, Outcome, Reaction, react
 from payonce.domain.payment import Payment, PaymentStatus
 from payonce.errors import DuplicateKey, OrderBusy, OrderNotFound, PaymentNotFound, StaleVersion
 from payonce.ports.locks import Lease
-from payonce.service import outbox
+from payonce.service import audit, outbox
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.views import order_event, payment_view
 
@@ -59,15 +59,19 @@ async def insert_intent(deps: Deps, intent: Payment, lease: Lease, *, seen: Orde
         earlier = await uow.payments.for_order(seen.id)
         intent = replace(intent, number=earlier[0].number + 1 if earlier else 1)
         await uow.payments.add(intent)
+        why = f"intent written: {intent.channel.value} {intent.platform.value}"
+        await audit.moved(uow, None, intent, why=why, now=now)
         first_poll = deps.policy.next_poll_at(intent.channel, 0, now)
         await uow.polls.schedule(intent.id, seen.id, due_at=first_poll, attempts=0)
     await publish(deps, touched, intent)
     return intent
 
 
-async def request_close(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+async def request_close(
+    deps: Deps, payment: Payment, lease: Lease, *, why: str | None = None
+) -> Payment:
     """Commit the decision to close a trade (CLOSING) before asking the provider to."""
-    return await _write(deps, payment.id, CloseRequested(), lease=lease)
+    return await _write(deps, payment.id, CloseRequested(), lease=lease, why=why)
 
 
 async def may_capture(deps: Deps, payment: Payment, lease: Lease) -> bool:
@@ -99,12 +103,14 @@ async def record(
     *,
     lease: Lease | None = None,
     notification: tuple[str, str] | None = None,
+    why: str | None = None,
 ) -> Payment:
     """Record a fact about a trade. With ``notification`` (channel, id), a repeated delivery of
     it changes nothing: the id is stored in the same transaction as the change. With ``lease``
     (learnt under the order's lock), a holder whose lock lapsed and was granted again is refused
-    (FenceRejected): the current holder decides, and will learn the same fact itself."""
-    return await _write(deps, payment_id, outcome, lease=lease, notification=notification)
+    (FenceRejected): the current holder decides, and will learn the same fact itself. ``why``:
+    how we learnt it (a query, a close), for the audit trail; by default, the outcome itself."""
+    return await _write(deps, payment_id, outcome, lease=lease, notification=notification, why=why)
 
 
 async def note_notification(
@@ -124,6 +130,7 @@ async def _write(
     *,
     lease: Lease | None = None,
     notification: tuple[str, str] | None = None,
+    why: str | None = None,
 ) -> Payment:
     for _ in range(deps.policy.conflict_retries):
         try:
@@ -135,6 +142,7 @@ async def _write(
                 if notification is not None and not await uow.notifications.record(
                     *notification, payment_id=payment_id, now=now
                 ):
+                    deps.metrics.duplicate_prevented("notification_id")
                     return payment  # a repeated delivery: the first one already counted
                 if lease is not None:
                     # Before anything else: a stale holder must not even record "nothing new".
@@ -155,6 +163,8 @@ async def _write(
                 if not reaction.changed(payment):
                     return payment
                 await uow.payments.update(reaction.payment, expected_version=payment.version)
+                said = audit.why_of(outcome, reaction.payment, notification=notification, why=why)
+                await audit.moved(uow, payment, reaction.payment, why=said, now=now)
                 touched = order.touched(now)
                 await uow.orders.update(touched, expected_version=order.version)
                 # A voucher keeps its order from expiring while it may still be paid; the

@@ -11,6 +11,7 @@ relay retries its event with backoff until the payment is REFUNDED.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from payonce.domain.events import Event, Topic
 from payonce.domain.ids import PaymentId
@@ -18,6 +19,8 @@ from payonce.domain.outcomes import RefundRequested, TradeReversed
 from payonce.domain.payment import Payment, PaymentStatus
 from payonce.domain.refund import Refund, RefundReason
 from payonce.errors import PaymentNotFound, PaymentOutcomeUnknown, ProviderUnavailable
+from payonce.ports.storage import UnitOfWork
+from payonce.service import audit
 from payonce.service.context import Deps
 from payonce.service.recording import record
 from payonce.service.trades import provider_for
@@ -56,7 +59,7 @@ async def refund_extra_capture(deps: Deps, payment_id: PaymentId, reason: Refund
         refund = await uow.refunds.for_payment(payment.id)
         if payment.status is PaymentStatus.REFUNDED:
             if refund is not None:  # a crash between the last two steps: finish the record
-                await uow.refunds.update(refund.succeeded(deps.clock.now()))
+                await _succeeded(uow, refund, deps.clock.now(), "its payment is REFUNDED")
             return payment
         if payment.applied or payment.status not in (PaymentStatus.PAID, PaymentStatus.REFUNDING):
             # Never the payment that paid its order; never one that took no money.
@@ -64,7 +67,9 @@ async def refund_extra_capture(deps: Deps, payment_id: PaymentId, reason: Refund
             return payment
         if refund is None:
             refund = Refund.of_extra_capture(payment, reason, deps.clock.now())
-            await uow.refunds.add(refund)
+            if await uow.refunds.add(refund):
+                why = f"extra capture ({reason.value}) of {payment.id}"
+                await audit.moved(uow, None, refund, why=why, now=refund.requested_at)
     payment = await record(deps, payment.id, RefundRequested())
     try:
         result = await provider_for(deps, payment).refund(
@@ -81,8 +86,23 @@ async def refund_extra_capture(deps: Deps, payment_id: PaymentId, reason: Refund
         raise RefundPending(f"refund {refund.refund_no}: the provider answered {result}")
     if not result.completed:
         raise RefundPending(f"refund {refund.refund_no} is still in progress at the provider")
-    refunded = await record(deps, payment.id, TradeReversed(payment.provider_trade_no))
+    confirmed = f"refund {refund.refund_no} confirmed by the provider"
+    refunded = await record(
+        deps, payment.id, TradeReversed(payment.provider_trade_no), why=confirmed
+    )
     async with deps.storage.transaction() as uow:
-        await uow.refunds.update(refund.succeeded(deps.clock.now()))
+        await _succeeded(uow, refund, deps.clock.now(), "confirmed by the provider")
+    deps.metrics.extra_capture_refunded(payment.channel.value)
+    deps.metrics.duplicate_prevented("refund")
     log.info("refunded extra capture %s (%s) as %s", payment.id, reason, refund.refund_no)
     return refunded
+
+
+async def _succeeded(uow: UnitOfWork, refund: Refund, now: datetime, why: str) -> None:
+    """Mark the refund done, as it is now (another worker may have marked it already)."""
+    current = await uow.refunds.get(refund.refund_no) or refund
+    done = current.succeeded(now)
+    if done is current:
+        return
+    await uow.refunds.update(done)
+    await audit.moved(uow, current, done, why=why, now=now)

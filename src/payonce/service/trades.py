@@ -107,14 +107,17 @@ def _matches(payment: Payment, snapshot: TradeSnapshot) -> bool:
     return True
 
 
-async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
+async def close_trade(
+    deps: Deps, payment: Payment, lease: Lease, *, why: str | None = None
+) -> Payment:
     """Close a trade at the provider: CLOSING first, then the call, then what it answered.
 
     Raises PaymentOutcomeUnknown when the provider does not answer (the record stays CLOSING
-    until a later close or query settles it).
+    until a later close or query settles it). ``why``: what the close is for (the audit trail).
     """
     provider = provider_for(deps, payment)
-    closing = await request_close(deps, payment, lease)
+    asked = f"close requested: {why}" if why else None
+    closing = await request_close(deps, payment, lease, why=asked)
     try:
         snapshot = await provider.close(
             closing.out_trade_no, provider_trade_no=closing.provider_trade_no
@@ -128,14 +131,16 @@ async def close_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     outcome = outcome_of(snapshot) or TradeClosed()  # NOT_FOUND after a close: never opened
     if isinstance(outcome, TradeStillOpen):
         raise PaymentOutcomeUnknown(f"trade {closing.out_trade_no} is still open after closing")
-    return await record(deps, closing.id, outcome, lease=lease)
+    said = f"close at the provider: {snapshot.state.value}"
+    return await record(deps, closing.id, outcome, lease=lease, why=said)
 
 
 async def forget_trade(deps: Deps, payment: Payment, lease: Lease) -> Payment:
     """Record a trade closed without closing it at its provider: what payonce would do without
     close-before-new (``Policy.close_before_new`` off, the chaos harness's defences-off run)."""
-    closing = await request_close(deps, payment, lease)
-    return await record(deps, closing.id, TradeClosed(), lease=lease)
+    forgotten = "forgotten, not closed at the provider (close-before-new off)"
+    closing = await request_close(deps, payment, lease, why=forgotten)
+    return await record(deps, closing.id, TradeClosed(), lease=lease, why=forgotten)
 
 
 async def sync_with_provider(
@@ -155,7 +160,7 @@ async def sync_with_provider(
         if snapshot.state is TradeState.APPROVED and payment.status in CAPTURABLE:
             if not await may_capture(deps, payment, lease):
                 # The order no longer wants it (paid, expired): the approval lapses unused.
-                return await close_trade(deps, payment, lease)
+                return await close_trade(deps, payment, lease, why="approval no longer wanted")
             snapshot = await provider.capture(
                 payment.out_trade_no, provider_trade_no=payment.provider_trade_no
             )
@@ -171,12 +176,14 @@ async def sync_with_provider(
     if outcome is None:  # NOT_FOUND
         if payment.status in (PaymentStatus.UNKNOWN, PaymentStatus.UNPAID, PaymentStatus.CLOSING):
             try:
-                return await close_trade(deps, payment, lease)
+                return await close_trade(deps, payment, lease, why="unknown to the provider")
             except (PaymentOutcomeUnknown, IllegalTransition):
                 return payment  # still unknown, or settled meanwhile by someone else
         return payment  # e.g. an Alipay QR nobody has scanned yet
     try:
-        return await record(deps, payment.id, outcome, lease=lease)
+        return await record(
+            deps, payment.id, outcome, lease=lease, why=f"query: {snapshot.state.value}"
+        )
     except IllegalTransition as error:
         log.error("provider answer for %s conflicts with our record: %s", payment.id, error)
         return payment

@@ -7,7 +7,9 @@ gateway (the real one or the sandbox) through its ``_gateway`` attribute.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
@@ -59,6 +61,7 @@ _TRADE_STATES = {
 # Gateway-level refusals (unsigned answers) that mean "no", not "try again": bad parameters,
 # an unknown app, a bad signature of ours, insufficient permissions.
 _REFUSAL_CODES = {"40001", "40002", "40006"}
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _paid_then_closed(state: TradeState, paid_at: datetime | None) -> TradeState:
@@ -93,6 +96,18 @@ def parse_alipay_time(text: str) -> datetime:
     """A China-time ``YYYY-MM-DD HH:MM:SS`` as aware UTC; ValueError if it is not one."""
     local = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
     return local.astimezone(UTC)
+
+
+def _named_trade(body: bytes) -> str | None:
+    """The out_trade_no a refused form names, read without trusting it (a hint to ask about)."""
+    try:
+        fields = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    except ValueError:
+        return None
+    named = [value for key, value in fields if key == "out_trade_no"]
+    if len(named) != 1 or not 0 < len(named[0]) <= 64 or not named[0].isprintable():
+        return None
+    return named[0]
 
 
 class AlipayProvider:
@@ -286,12 +301,22 @@ class AlipayProvider:
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         try:
+            return self._parse_notification(body)
+        except NotificationRejected as rejected:
+            if rejected.out_trade_no is None:
+                rejected.out_trade_no = _named_trade(body)
+            raise
+
+    def _parse_notification(self, body: bytes) -> ProviderNotification:
+        try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
         except (UnicodeDecodeError, ValueError) as error:
             raise NotificationRejected("malformed", f"not a form body: {error}") from error
         data = dict(pairs)
         if len(data) != len(pairs):
             raise NotificationRejected("malformed", "a field appears twice")
+        if not all(_FIELD_NAME.fullmatch(name) for name in data):
+            raise NotificationRejected("malformed", "not a form of Alipay's fields")
         signature = data.pop("sign", "")
         if not signature:
             raise NotificationRejected("unsigned", "no sign field")
@@ -314,9 +339,14 @@ class AlipayProvider:
         state = _TRADE_STATES.get(data["trade_status"])
         if state is None:
             raise NotificationRejected("malformed", f"trade_status {data['trade_status']}")
+        if state is TradeState.OPEN:
+            # Alipay notifies the ends of a trade (paid, closed); a "still waiting" is no news
+            # payonce asked for, and a signed one says the paid trade is not: refused.
+            raise NotificationRejected("not_success", f"trade_status {data['trade_status']}")
         self._check_fresh(data.get("notify_time", ""))
-        if data.get("seller_id", self.settings.seller_id) != self.settings.seller_id:
-            raise NotificationRejected("merchant_mismatch", f"seller_id {data['seller_id']}")
+        seller_id = data.get("seller_id", self.settings.seller_id)
+        if not hmac.compare_digest(seller_id.encode(), self.settings.seller_id.encode()):
+            raise NotificationRejected("merchant_mismatch", f"seller_id {seller_id}")
         currency = data.get("trans_currency") or "CNY"
         try:
             amount = Money.from_decimal_string(data["total_amount"], currency)

@@ -295,6 +295,14 @@ class BoletoProvider:
     # -- webhooks --------------------------------------------------------------------------
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+        try:
+            return self._parse_notification(headers, body)
+        except NotificationRejected as rejected:
+            if rejected.out_trade_no is None:
+                rejected.out_trade_no = _named_trade(body)
+            raise
+
+    def _parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         stamp = self._verify(headers, body)
         try:
             signed_at = datetime.fromtimestamp(stamp, UTC)
@@ -303,8 +311,10 @@ class BoletoProvider:
         # The PSP signs every attempt anew: an old timestamp is a replay of an earlier delivery.
         require_fresh(signed_at, self._clock.now(), what=f"signature time {stamp}")
         try:
-            event = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as error:
+            event = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except (
+            ValueError
+        ) as error:  # not UTF-8 (json.loads would guess UTF-16), not JSON, a key twice
             raise NotificationRejected("malformed", f"not JSON: {error}") from error
         if not isinstance(event, dict):
             raise NotificationRejected("malformed", "not a JSON object")
@@ -350,6 +360,9 @@ class BoletoProvider:
         code = charge.get("code")
         if state is None or not isinstance(code, str) or not code:
             raise NotificationRejected("malformed", f"charge status {charge.get('status')}")
+        if event_type == "charge.paid" and state is not TradeState.PAID:
+            # The event's name and the charge it carries must tell the same story.
+            raise NotificationRejected("not_success", f"charge.paid of a {charge['status']} charge")
         try:
             amount = _charge_amount(charge)
         except (KeyError, InvalidMoney) as error:
@@ -376,6 +389,22 @@ class BoletoProvider:
     def refuse(self, reason: str) -> NotificationReply:
         body = json.dumps({"received": False, "reason": reason}).encode("utf-8")
         return NotificationReply(400, body, "application/json")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"a key appears twice in {sorted(keys)}")
+    return dict(pairs)
+
+
+def _named_trade(body: bytes) -> str | None:
+    """The charge code (our number) a refused event names, read without trusting it."""
+    try:
+        named = json.loads(body)["data"]["code"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return named if isinstance(named, str) and 0 < len(named) <= 64 else None
 
 
 def _text(fields: Mapping[str, Any], key: str) -> str:

@@ -104,6 +104,7 @@ class PaypalProvider:
             merchant_id=settings.merchant_id,
             cert_pem=settings.webhook_cert_pem,
             clock=clock,
+            api_base=settings.api_base,
         )
 
     @property

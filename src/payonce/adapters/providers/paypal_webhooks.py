@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -40,6 +41,61 @@ _STATES = {
 }
 
 
+# What the resource of each event must say it is.
+_STATUS = {
+    "PAYMENT.CAPTURE.COMPLETED": "COMPLETED",
+    "CHECKOUT.ORDER.APPROVED": "APPROVED",
+}
+CERT_PATH = "/v1/notifications/certs/"
+
+
+def _origin(api_base: str) -> tuple[str, str, str]:
+    """(scheme, domain, path) under which PayPal serves its certificates: the API's scheme,
+    its host's domain (api-m.paypal.com: paypal.com; an IP address or a short host: itself)
+    and the API's path."""
+    parts = urlsplit(api_base)
+    host = (parts.hostname or "").lower()
+    labels = host.split(".")
+    domain = host if len(labels) <= 2 or host.replace(".", "").isdigit() else ".".join(labels[-2:])
+    return parts.scheme, domain, parts.path.rstrip("/") + CERT_PATH
+
+
+def _served_by(url: str, origin: tuple[str, str, str]) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    scheme, domain, path = origin
+    return (
+        parts.scheme == scheme
+        and (host == domain or host.endswith("." + domain))
+        and parts.path.startswith(path)
+        and ".." not in parts.path
+        and not parts.username
+    )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"a key appears twice in {sorted(keys)}")
+    return dict(pairs)
+
+
+def _named_trade(body: bytes) -> str | None:
+    """Our number in a refused event, read without trusting it (a hint to ask about)."""
+    try:
+        event = json.loads(body)
+        resource = event["resource"]
+        units = resource.get("purchase_units")
+        holder = units[0] if isinstance(units, list) and units else resource
+        named = holder.get("invoice_id") or holder.get("custom_id")
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return None
+    return named if isinstance(named, str) and 0 < len(named) <= 64 else None
+
+
 @functools.cache
 def load_certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode("ascii"))
@@ -48,7 +104,18 @@ def load_certificate(pem: str) -> x509.Certificate:
 class WebhookVerifier:
     """Verifies and reads the webhooks of one subscription (``webhook_id``) of one merchant."""
 
-    def __init__(self, *, webhook_id: str, merchant_id: str, cert_pem: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        webhook_id: str,
+        merchant_id: str,
+        cert_pem: str,
+        clock: Clock,
+        api_base: str | None = None,
+    ) -> None:
+        """``api_base``: PayPal's REST base; PAYPAL-CERT-URL must then name a certificate
+        PayPal serves from its domain (else the delivery names a key we do not trust)."""
+        self._cert_origin = _origin(api_base) if api_base else None
         self._webhook_id = webhook_id
         self._merchant_id = merchant_id
         self._certificate = load_certificate(cert_pem)
@@ -59,10 +126,20 @@ class WebhookVerifier:
         self._clock = clock
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+        try:
+            return self._parse(headers, body)
+        except NotificationRejected as rejected:
+            if rejected.out_trade_no is None:
+                rejected.out_trade_no = _named_trade(body)
+            raise
+
+    def _parse(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         self._verify({name.lower(): value for name, value in headers.items()}, body)
         try:
-            event = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            event = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except (
+            ValueError
+        ) as error:  # not UTF-8 (json.loads would guess UTF-16), not JSON, a key twice
             raise NotificationRejected("malformed", f"not JSON: {error}") from error
         if not isinstance(event, dict) or not isinstance(event.get("resource"), dict):
             raise NotificationRejected("malformed", "no event resource")
@@ -83,13 +160,21 @@ class WebhookVerifier:
                 raise NotificationRejected("malformed", "a capture without its time") from error
         else:
             holder, trade_no = _first_unit(resource), resource.get("id")
+        out_trade_no, amount = _out_trade_no(holder), _amount(holder)
+        if resource.get("status") != _STATUS[event_type]:
+            # The event's name and the resource it carries must tell the same story.
+            raise NotificationRejected(
+                "not_success",
+                f"{event_type} of a {resource.get('status')!r} resource",
+                out_trade_no=out_trade_no,
+            )
         return ProviderNotification(
             channel=Channel.PAYPAL,
             notify_id=event_id,
-            out_trade_no=_out_trade_no(holder),
+            out_trade_no=out_trade_no,
             provider_trade_no=trade_no if isinstance(trade_no, str) else None,
             state=state,
-            amount=_amount(holder),
+            amount=amount,
             merchant_id=self._payee(holder),
             paid_at=paid_at,
         )
@@ -103,6 +188,15 @@ class WebhookVerifier:
         algorithm = headers.get("paypal-auth-algo", "")
         if algorithm != AUTH_ALGO:
             raise NotificationRejected("unsupported_algorithm", f"PAYPAL-AUTH-ALGO {algorithm!r}")
+        # The configured certificate verifies, whatever the header names (nothing is fetched);
+        # but one naming a certificate PayPal does not serve is not PayPal's delivery.
+        cert_url = headers.get("paypal-cert-url")
+        if (
+            cert_url is not None
+            and self._cert_origin is not None
+            and not _served_by(cert_url, self._cert_origin)
+        ):
+            raise NotificationRejected("bad_signature", f"PAYPAL-CERT-URL {cert_url[:200]!r}")
         crc = zlib.crc32(body) & 0xFFFFFFFF
         message = f"{transmission_id}|{transmission_time}|{self._webhook_id}|{crc}"
         try:

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3.utils import aes_decrypt
 
 from payonce.adapters.providers.freshness import require_fresh
 from payonce.adapters.providers.wechat_bill import parse_bill, verified_bill
@@ -110,6 +111,22 @@ def _json_object(text: object) -> dict[str, Any] | None:
     try:
         data = json.loads(text) if isinstance(text, str | bytes) and text else None
     except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"a key appears twice in {sorted(keys)}")
+    return dict(pairs)
+
+
+def _strict_json(text: bytes) -> dict[str, Any] | None:
+    """A JSON object whose keys each appear once (two readers must never see two stories)."""
+    try:
+        data = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys) if text else None
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
         return None
     return data if isinstance(data, dict) else None
 
@@ -357,6 +374,14 @@ class WechatProvider:
     # -- notifications ---------------------------------------------------------------------
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+        try:
+            return self._parse_notification(headers, body)
+        except NotificationRejected as rejected:
+            if rejected.out_trade_no is None:
+                rejected.out_trade_no = self._named_trade(body)
+            raise
+
+    def _parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         lowered = {name.lower(): value for name, value in headers.items()}
         wire = {name: lowered.get(name.lower(), "") for name in _HEADERS}
         if not wire["Wechatpay-Signature"]:
@@ -371,23 +396,46 @@ class WechatProvider:
             wire["Wechatpay-Serial"].encode(), self.settings.platform_public_key_id.encode()
         ):
             raise NotificationRejected("bad_signature", f"serial {wire['Wechatpay-Serial']!r}")
-        envelope = _json_object(body)
+        envelope = _strict_json(body)
         resource = envelope.get("resource") if envelope else None
         if envelope is None or not isinstance(resource, dict):
             raise NotificationRejected("malformed", "not a notification with a resource")
         if resource.get("algorithm") != "AEAD_AES_256_GCM":
             raise NotificationRejected("unsupported_algorithm", str(resource.get("algorithm")))
         try:
-            # Verifies the signature over "timestamp\nnonce\nbody\n", then decrypts.
-            verified = self._sdk.callback(wire, body)
+            # Verifies the signature over "timestamp\nnonce\nbody\n", then decrypts: the
+            # resource's own text, read here (duplicate keys refused) rather than by the SDK.
+            plaintext = self._sdk.decrypt_callback(wire, body)
         except Exception as error:
             raise NotificationRejected("malformed", f"{type(error).__name__}: {error}") from error
-        if not isinstance(verified, dict) or not isinstance(verified.get("resource"), dict):
+        if not isinstance(plaintext, str):
             raise NotificationRejected("bad_signature", "signature or resource does not verify")
         self._check_fresh(wire["Wechatpay-Timestamp"])
-        if verified.get("event_type") != "TRANSACTION.SUCCESS":
-            raise NotificationRejected("unsupported_event", str(verified.get("event_type")))
-        return self._notification(str(verified.get("id", "")), verified["resource"])
+        transaction = _strict_json(plaintext.encode("utf-8"))
+        if transaction is None:
+            raise NotificationRejected("malformed", "the resource is not a JSON object")
+        if envelope.get("event_type") != "TRANSACTION.SUCCESS":
+            raise NotificationRejected("unsupported_event", str(envelope.get("event_type")))
+        return self._notification(str(envelope.get("id", "")), transaction)
+
+    def _named_trade(self, body: bytes) -> str | None:
+        """The out_trade_no of a refused notification, if its resource decrypts: AES-GCM
+        authenticates it under our APIv3 key, yet it is only a hint to ask the provider about."""
+        envelope = _json_object(body)
+        resource = envelope.get("resource") if envelope else None
+        if not isinstance(resource, dict):
+            return None
+        try:
+            text = aes_decrypt(
+                nonce=str(resource["nonce"]),
+                ciphertext=str(resource["ciphertext"]),
+                associated_data=str(resource.get("associated_data") or ""),
+                apiv3_key=self.settings.apiv3_key,
+            )
+        except Exception:  # not a sealed resource of ours: no hint
+            return None
+        named = (_json_object(text) or {}).get("out_trade_no")
+        return named if isinstance(named, str) and 0 < len(named) <= 64 else None
 
     def _notification(self, notify_id: str, resource: Mapping[str, Any]) -> ProviderNotification:
         mchid, appid = str(resource.get("mchid", "")), str(resource.get("appid", ""))

@@ -6,7 +6,7 @@ Used by fast unit tests and property tests; it passes the same contract suite as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,11 +18,13 @@ from payonce.domain.payment import Payment
 from payonce.domain.refund import Refund
 from payonce.errors import DuplicateKey, FenceRejected, StaleVersion, StorageIntegrityError
 from payonce.ports.storage import (
+    AuditEntry,
     ConsumerDelivery,
     IdempotencyRecord,
     IdempotencyState,
     OutboxEntry,
     PollJob,
+    ReceivedNotification,
 )
 
 
@@ -32,13 +34,15 @@ class _State:
     payments: dict[PaymentId, Payment] = field(default_factory=dict)
     outbox: dict[EventId, OutboxEntry] = field(default_factory=dict)
     inbox: set[tuple[str, EventId]] = field(default_factory=set)
-    notifications: dict[tuple[str, str], tuple[PaymentId, str | None]] = field(default_factory=dict)
+    notifications: dict[tuple[str, str], ReceivedNotification] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     fences: dict[str, int] = field(default_factory=dict)
     polls: dict[PaymentId, PollJob] = field(default_factory=dict)
     refunds: dict[str, Refund] = field(default_factory=dict)
     # When the expiry sweep next looks at each order (see the orders table's expiry_check_at).
     expiry_checks: dict[OrderId, datetime] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    audit_ids: int = 0  # the last id given
 
     def copy(self) -> _State:
         return _State(
@@ -52,6 +56,8 @@ class _State:
             dict(self.polls),
             dict(self.refunds),
             dict(self.expiry_checks),
+            list(self.audit),
+            self.audit_ids,
         )
 
 
@@ -338,13 +344,33 @@ class _Notifications:
     ) -> bool:
         first = self._st.notifications.get((channel, notify_id))
         if first is None:
-            self._st.notifications[(channel, notify_id)] = (payment_id, note)
+            self._st.notifications[(channel, notify_id)] = ReceivedNotification(
+                channel, notify_id, payment_id, now, note
+            )
             return True
-        return first[0] != payment_id
+        return first.payment_id != payment_id
 
     async def note_of(self, channel: str, notify_id: str) -> str | None:
         found = self._st.notifications.get((channel, notify_id))
-        return found[1] if found else None
+        return found.note if found else None
+
+    async def for_payments(self, payment_ids: Sequence[PaymentId]) -> list[ReceivedNotification]:
+        wanted = set(payment_ids)
+        found = [n for n in self._st.notifications.values() if n.payment_id in wanted]
+        return sorted(found, key=lambda n: (n.received_at, n.notify_id))
+
+
+class _Audit:
+    def __init__(self, state: _State) -> None:
+        self._st = state
+
+    async def append(self, entry: AuditEntry) -> None:
+        self._st.audit_ids += 1
+        self._st.audit.append(replace(entry, id=self._st.audit_ids))
+
+    async def for_order(self, order_id: OrderId) -> list[AuditEntry]:
+        found = [entry for entry in self._st.audit if entry.order_id == order_id]
+        return sorted(found, key=lambda entry: (entry.at, entry.id or 0))
 
 
 class _Idempotency:
@@ -450,6 +476,7 @@ class MemoryUnitOfWork:
         self.idempotency = _Idempotency(state)
         self.fences = _Fences(state)
         self.polls = _PollJobs(state)
+        self.audit = _Audit(state)
 
 
 class MemoryStorage:

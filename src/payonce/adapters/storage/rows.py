@@ -14,7 +14,14 @@ from payonce.domain.money import Money
 from payonce.domain.order import Order, OrderLine, OrderStatus
 from payonce.domain.payment import Action, Payment, PaymentStatus
 from payonce.domain.refund import Refund, RefundReason, RefundStatus
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, OutboxEntry, PollJob
+from payonce.ports.storage import (
+    AuditEntity,
+    AuditEntry,
+    IdempotencyRecord,
+    IdempotencyState,
+    OutboxEntry,
+    PollJob,
+)
 
 
 def order_to_row(order: Order) -> dict[str, Any]:
@@ -194,4 +201,31 @@ def refund_from_row(row: RowMapping) -> Refund:
         status=RefundStatus(row["status"]),
         requested_at=row["requested_at"],
         completed_at=row["completed_at"],
+    )
+
+
+def audit_to_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "order_id": entry.order_id,
+        "entity": entry.entity.value,
+        "entity_id": entry.entity_id,
+        "from_status": entry.from_status,
+        "to_status": entry.to_status,
+        "why": entry.why[:1000],
+        "cause": entry.cause[:500],
+        "at": entry.at,
+    }
+
+
+def audit_from_row(row: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        order_id=OrderId(row["order_id"]),
+        entity=AuditEntity(row["entity"]),
+        entity_id=row["entity_id"],
+        from_status=row["from_status"],
+        to_status=row["to_status"],
+        why=row["why"],
+        cause=row["cause"],
+        at=row["at"],
+        id=row["id"],
     )

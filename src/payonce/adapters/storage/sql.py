@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payonce.adapters.storage import rows
 from payonce.adapters.storage.session import Session, integrity_error
+from payonce.adapters.storage.sql_audit import SqlAuditTrail
 from payonce.adapters.storage.sql_outbox import SqlOutbox
 from payonce.adapters.storage.sql_refunds import SqlRefunds
 from payonce.adapters.storage.tables import (
@@ -32,7 +33,12 @@ from payonce.errors import (
     StaleVersion,
     StorageUnavailable,
 )
-from payonce.ports.storage import IdempotencyRecord, IdempotencyState, PollJob
+from payonce.ports.storage import (
+    IdempotencyRecord,
+    IdempotencyState,
+    PollJob,
+    ReceivedNotification,
+)
 
 LIVE_VALUES = sorted(status.value for status in LIVE_STATUSES)
 
@@ -207,6 +213,23 @@ class _Notifications:
         note: str | None = found.scalar_one_or_none()
         return note
 
+    async def for_payments(self, payment_ids: Sequence[PaymentId]) -> list[ReceivedNotification]:
+        query = (
+            select(notifications)
+            .where(notifications.c.payment_id.in_(list(payment_ids)))
+            .order_by(notifications.c.received_at, notifications.c.notify_id)
+        )
+        return [
+            ReceivedNotification(
+                channel=row["channel"],
+                notify_id=row["notify_id"],
+                payment_id=PaymentId(row["payment_id"]),
+                received_at=row["received_at"],
+                note=row["note"],
+            )
+            for row in (await self._s.execute(query)).mappings()
+        ]
+
 
 class _Idempotency:
     def __init__(self, session: Session) -> None:
@@ -345,6 +368,7 @@ class SqlUnitOfWork:
         self.notifications = _Notifications(session)
         self.idempotency = _Idempotency(session)
         self.fences = _Fences(session)
+        self.audit = SqlAuditTrail(session)
 
 
 class SqlStorage:

@@ -230,6 +230,8 @@ notifications = Table(
     # Why a verified notification changed nothing (a conflict with our record), kept for audit.
     Column("note", Text, nullable=True),
 )
+# `payonce show` reads the notifications of an order's payments.
+Index("ix_notifications_payment_id", notifications.c.payment_id)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -251,3 +253,21 @@ lock_fences = Table(
     Column("key", String(128), primary_key=True),
     Column("token", BigInteger, nullable=False),
 )
+
+# One row per status change of an order, a payment or a refund, written in the transaction
+# that makes it (`payonce show ORDER_ID` reads an order's rows in time order).
+audit_trail = Table(
+    "audit_trail",
+    metadata,
+    # SQLite autoincrements only an INTEGER PRIMARY KEY (the rowid).
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("entity", String(16), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=False),
+    Column("why", Text, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_audit_trail_order_id", audit_trail.c.order_id, audit_trail.c.at)

@@ -45,6 +45,8 @@ def settings_for(scenario: Scenario, orders: OrderService, data_dir: Path) -> di
         "PAYONCE_PROVIDER_TIMEOUT_S": "1.0",
         "PAYONCE_BACKGROUND_INTERVAL_S": "0.2",
         "PAYONCE_DEFENCES": scenario.defences,
+        # Every shopper of the run comes from this machine's one address.
+        "PAYONCE_RATE_LIMITING": "off",
     }
     if scenario.target == "stack":
         settings["PAYONCE_LOCK_TTL_S"] = str(STACK_LOCK_TTL_S)

@@ -12,7 +12,17 @@ from fastapi.staticfiles import StaticFiles
 import payonce
 from payonce.bootstrap import Container
 from payonce.entrypoints.background import background
-from payonce.entrypoints.web import events, health, notify, orders, pages, payments, problems
+from payonce.entrypoints.web import (
+    admin,
+    events,
+    health,
+    notify,
+    orders,
+    pages,
+    payments,
+    problems,
+)
+from payonce.entrypoints.web.request_context import RequestContext
 
 
 def create_app(
@@ -39,9 +49,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
+    app.add_middleware(RequestContext)
     problems.install(app)
-    for module in (orders, payments, notify, events, health, pages):
+    for module in (orders, payments, notify, events, health, admin, pages):
         app.include_router(module.router)
+    app.include_router(admin.operations)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     if container.sandbox is not None:
         app.mount("/sandbox", container.sandbox.app, name="sandbox")

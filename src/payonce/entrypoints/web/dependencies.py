@@ -9,10 +9,11 @@ from fastapi import Depends, Header, Request
 from starlette.responses import Response
 
 from payonce.bootstrap import Container
+from payonce.entrypoints.web import rate_limiting
 from payonce.entrypoints.web.problems import problem_of, render_json
 from payonce.errors import IdempotencyKeyMissing, PayonceError
 from payonce.service import idempotency
-from payonce.service.access import Caller, authenticate
+from payonce.service.access import Caller, authenticate, ensure_admin, ensure_not_admin
 from payonce.service.context import Deps
 
 
@@ -38,15 +39,36 @@ async def caller_of(
         str | None, Header(description="Bearer <API key | client_secret>")
     ] = None,
 ) -> Caller:
+    """The shop backend or one order's shopper (an admin key is refused here), within the
+    route's rate limits."""
     container = container_of(request)
-    return await authenticate(container.deps, bearer_token(authorization), container.api_keys)
+    caller = await authenticate(container.deps, bearer_token(authorization), container.access)
+    ensure_not_admin(caller)
+    await rate_limiting.enforce(container, request, caller)
+    return caller
+
+
+async def admin_of(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <admin key>")] = None,
+) -> Caller:
+    """An operator; the API key and every client_secret are refused here."""
+    container = container_of(request)
+    caller = await authenticate(container.deps, bearer_token(authorization), container.access)
+    return ensure_admin(caller)
 
 
 CallerDep = Annotated[Caller, Depends(caller_of)]
+AdminDep = Annotated[Caller, Depends(admin_of)]
 DepsDep = Annotated[Deps, Depends(deps_of)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="repeats get the first response, byte for byte"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,  # the stored key's column
+        description="repeats get the first response, byte for byte",
+    ),
 ]
 
 Handler = Callable[[], Awaitable[tuple[int, Any]]]
@@ -69,6 +91,7 @@ async def run_idempotent(
     fingerprint = idempotency.fingerprint(request.method, request.url.path, await request.body())
     claim = await idempotency.begin(deps, caller.scope, key, fingerprint)
     if isinstance(claim, idempotency.StoredResponse):
+        deps.metrics.duplicate_prevented("idempotency_key")
         return Response(
             claim.body,
             status_code=claim.status,

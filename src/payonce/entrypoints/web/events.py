@@ -7,20 +7,37 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from payonce.bootstrap import Container
 from payonce.domain.ids import OrderId
+from payonce.entrypoints.web import rate_limiting
 from payonce.entrypoints.web.dependencies import bearer_token
-from payonce.errors import PayonceError
+from payonce.entrypoints.web.problems import problem_of
+from payonce.errors import Forbidden, PayonceError, RateLimited
 from payonce.service import orders
-from payonce.service.access import authenticate
+from payonce.service.access import authenticate, ensure_not_admin
 from payonce.service.context import Deps
 from payonce.service.views import order_event
 
 router = APIRouter(tags=["orders"])
 log = logging.getLogger(__name__)
+
+
+def origin_allowed(container: Container, headers: Mapping[str, str]) -> bool:
+    """A browser names the page that opens a socket (a client that is not a browser names none):
+    only pages of this server (by its public URL, or the host the browser asked), and the shop
+    sites in PAYONCE_ALLOWED_ORIGINS, may open one. A client_secret that leaked into another
+    site's page is then of no use to it."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    if origin in container.allowed_origins:
+        return True
+    return urlsplit(origin).netloc == headers.get("host")
 
 
 async def _current(deps: Deps, order_id: OrderId) -> dict[str, Any]:
@@ -43,9 +60,19 @@ async def order_events(
     deps = container.deps
     token = client_secret or bearer_token(websocket.headers.get("authorization"))
     try:
-        caller = await authenticate(deps, token, container.api_keys)
+        if not origin_allowed(container, websocket.headers):
+            raise Forbidden("a page of another site may not open this order's events")
+        caller = ensure_not_admin(await authenticate(deps, token, container.access))
         caller.ensure_order(OrderId(order_id))
         await orders.get_order(deps, OrderId(order_id))
+        await rate_limiting.enforce(container, websocket, caller)
+    except RateLimited as limited:
+        # Refused with the HTTP answer itself (429, Retry-After), where the server can send one.
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(problem_of(limited))
+        else:
+            await websocket.close(code=1008, reason=limited.code)
+        return
     except PayonceError:
         await websocket.close(code=1008)  # before accept: the handshake is refused (403)
         return

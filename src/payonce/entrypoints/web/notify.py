@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from payonce.domain.channels import Channel
 from payonce.entrypoints.web.dependencies import DepsDep
+from payonce.entrypoints.web.orders import problem_response
 from payonce.errors import ChannelUnsupported, PayonceError
 from payonce.service.notifications import handle_notification
 
@@ -18,8 +20,37 @@ log = logging.getLogger(__name__)
 MAX_NOTIFICATION_BYTES = 64 * 1024
 
 
-@router.post("/api/notify/{channel}", response_class=Response)
-async def notify(channel: str, request: Request, deps: DepsDep) -> Response:
+def _channel_reply(description: str) -> dict[str, Any]:
+    # Each channel answers in its own format: Alipay in plain text, the others in JSON.
+    return {"description": description, "content": {"text/plain": {}, "application/json": {}}}
+
+
+NOTIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _channel_reply("applied and committed (the channel's acknowledgement)"),
+    400: _channel_reply("rejected: it changed nothing (the channel's refusal)"),
+    413: _channel_reply("over 64 KiB (the channel's refusal)"),
+    503: _channel_reply("not applied now: the provider delivers it again"),
+    422: problem_response("`channel_unsupported`: unknown or unconfigured channel"),
+}
+# The raw body, in the channel's own wire format; read here, never parsed by FastAPI.
+NOTIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/api/notify/{channel}",
+    response_class=Response,
+    responses=NOTIFY_RESPONSES,
+    openapi_extra=NOTIFY_BODY,
+)
+async def notify(channel: Channel, request: Request, deps: DepsDep) -> Response:
     """A provider's notification, verified on the raw body before anything else."""
     try:
         known = Channel(channel)
@@ -32,6 +63,8 @@ async def notify(channel: str, request: Request, deps: DepsDep) -> Response:
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > MAX_NOTIFICATION_BYTES:
+            deps.metrics.notification_rejected(known.value, "too_large")
+            deps.metrics.notification_received(known.value, "rejected")
             reply = provider.refuse("too_large")
             return Response(reply.body, status_code=413, media_type=reply.media_type)
     try:

@@ -15,22 +15,56 @@ from payonce.domain.ids import OrderId
 from payonce.domain.money import InvalidMoney
 from payonce.domain.order import Order, OrderLine
 from payonce.entrypoints.web.dependencies import CallerDep, DepsDep, IdempotencyKey, run_idempotent
-from payonce.entrypoints.web.problems import render_json
+from payonce.entrypoints.web.problems import PROBLEM, render_json
 from payonce.entrypoints.web.schemas import (
     CreateOrderIn,
+    OrderIdPath,
     OrderOut,
     PaymentListOut,
     PaymentOptionsOut,
     Problem,
+    inline_schema,
 )
 from payonce.errors import Forbidden, InvalidRequest
 from payonce.service import orders, read_repair
 from payonce.service.views import order_view, payment_view
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
+_PROBLEM_SCHEMA = inline_schema(Problem)
+
+
+def problem_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    """An OpenAPI response of problem+json refusals; ``retry_after``: they may carry the
+    ``Retry-After`` header (a retryable refusal)."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before sending the same request again",
+                "schema": {"type": "string"},
+            }
+        }
+    return response
+
+
+# The refusals every API route may answer (the codes are in docs/api.md).
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (401, 404, 409, 422)
+    401: problem_response("`unauthorized`: no or unknown bearer credential"),
+    403: problem_response("`forbidden`: these credentials do not allow this call"),
+    404: problem_response("`order_not_found`, `payment_not_found`, `not_found`"),
+    409: problem_response("the order or payment cannot do this now (see `code`)", retry_after=True),
+    413: problem_response("`body_too_large`"),
+    422: problem_response(
+        "`invalid_request` (with `errors`), `channel_unsupported`, `idempotency_key_reused`"
+    ),
+    429: problem_response("`rate_limited`: too many requests", retry_after=True),
+    503: problem_response(
+        "`storage_unavailable`, `provider_unavailable`: a dependency did not answer",
+        retry_after=True,
+    ),
 }
 MAX_WAIT_S = 30
 DISCONNECT_CHECK_S = 1.0
@@ -80,13 +114,17 @@ async def _long_poll(request: Request, waiting: Coroutine[Any, Any, Order]) -> O
         answer.cancel()
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=PROBLEMS)
+@router.get(
+    "/{order_id}",
+    response_model=OrderOut,
+    responses={**PROBLEMS, 204: {"description": "the client left a long poll: nobody reads it"}},
+)
 async def get_order(
-    order_id: str,
+    order_id: OrderIdPath,
     request: Request,
     caller: CallerDep,
     deps: DepsDep,
-    after_version: Annotated[int | None, Query(ge=0)] = None,
+    after_version: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> Response:
     """The order; with ``after_version`` and ``wait`` it answers once status_version exceeds it."""
@@ -109,7 +147,7 @@ async def get_order(
 
 
 @router.get("/{order_id}/payments", response_model=PaymentListOut, responses=PROBLEMS)
-async def list_payments(order_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+async def list_payments(order_id: OrderIdPath, caller: CallerDep, deps: DepsDep) -> Response:
     """The order's payment records, newest first."""
     caller.ensure_order(OrderId(order_id))
     listed = await orders.list_payments_and_refunds(deps, OrderId(order_id))
@@ -120,7 +158,7 @@ async def list_payments(order_id: str, caller: CallerDep, deps: DepsDep) -> Resp
 
 
 @router.get("/{order_id}/payment-options", response_model=PaymentOptionsOut, responses=PROBLEMS)
-async def payment_options(order_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+async def payment_options(order_id: OrderIdPath, caller: CallerDep, deps: DepsDep) -> Response:
     """The channels that can pay this order (its currency), each with the platforms it serves."""
     caller.ensure_order(OrderId(order_id))
     options = await orders.payment_options(deps, OrderId(order_id))

@@ -13,9 +13,9 @@ from payonce.domain.channels import Channel, Platform
 from payonce.domain.ids import OrderId, PaymentId
 from payonce.domain.payment import ActionType
 from payonce.entrypoints.web.dependencies import CallerDep, DepsDep, IdempotencyKey, run_idempotent
-from payonce.entrypoints.web.orders import PROBLEMS
+from payonce.entrypoints.web.orders import PROBLEMS, problem_response
 from payonce.entrypoints.web.problems import render_json
-from payonce.entrypoints.web.schemas import ApplyPaymentIn, PaymentOut
+from payonce.entrypoints.web.schemas import ApplyPaymentIn, OrderIdPath, PaymentIdPath, PaymentOut
 from payonce.errors import ChannelUnsupported, PaymentNotFound
 from payonce.service import orders, read_repair
 from payonce.service.apply import apply_payment
@@ -26,16 +26,25 @@ router = APIRouter(tags=["payments"])
 # What a payment's QR code carries: the code itself, or a wallet launch link that a phone can
 # open by scanning when it did not open on this device (the mobile-web fallback).
 QR_FIELDS = {ActionType.QR_CODE: "qr_code", ActionType.LAUNCH_URL: "launch_url"}
+# Refusals of the calls that reach a provider, besides every route's.
+PROVIDER_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    502: problem_response("`provider_rejected`: the provider refused definitively"),
+}
 
 
 @router.post(
     "/api/orders/{order_id}/payments",
     status_code=201,
     response_model=PaymentOut,
-    responses={**PROBLEMS, 200: {"model": PaymentOut, "description": "a live trade was reused"}},
+    responses={
+        **PROVIDER_PROBLEMS,
+        200: {"model": PaymentOut, "description": "a live trade was reused"},
+        400: problem_response("`idempotency_key_missing`"),
+    },
 )
 async def apply(
-    order_id: str,
+    order_id: OrderIdPath,
     body: ApplyPaymentIn,
     request: Request,
     caller: CallerDep,
@@ -72,16 +81,22 @@ async def _readable_payment(deps: DepsDep, caller: CallerDep, payment_id: str) -
 
 
 @router.get("/api/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
-async def get_payment(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+async def get_payment(payment_id: PaymentIdPath, caller: CallerDep, deps: DepsDep) -> Response:
     payment = await _readable_payment(deps, caller, payment_id)
     if not caller.is_backend:
         payment = await read_repair.repair(deps, payment)
     return Response(render_json(payment_view(payment)), media_type="application/json")
 
 
-@router.post("/api/payments/{payment_id}/cancel", response_model=PaymentOut, responses=PROBLEMS)
+@router.post(
+    "/api/payments/{payment_id}/cancel", response_model=PaymentOut, responses=PROVIDER_PROBLEMS
+)
 async def cancel(
-    payment_id: str, request: Request, caller: CallerDep, deps: DepsDep, key: IdempotencyKey = None
+    payment_id: PaymentIdPath,
+    request: Request,
+    caller: CallerDep,
+    deps: DepsDep,
+    key: IdempotencyKey = None,
 ) -> Response:
     """Close the payment's trade at the provider, when its channel can close trades."""
     await _readable_payment(deps, caller, payment_id)
@@ -97,7 +112,7 @@ async def cancel(
     responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS},
     response_class=Response,
 )
-async def qr_svg(payment_id: str, caller: CallerDep, deps: DepsDep) -> Response:
+async def qr_svg(payment_id: PaymentIdPath, caller: CallerDep, deps: DepsDep) -> Response:
     """The payment's QR code, rendered here (never by a third-party service)."""
     payment = await _readable_payment(deps, caller, payment_id)
     action = payment.action

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from payonce.domain.money import CURRENCY_EXPONENTS, MAX_MINOR_AMOUNT
+from payonce.domain.channels import Channel, Platform
+from payonce.domain.money import MAX_MINOR_AMOUNT, ORDER_CURRENCIES
+
+# Text a person or a shop typed: no control characters (a NUL breaks PostgreSQL, a newline a log).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+# Our ids are letters, digits and underscores ("ord_…", "pay_…"); anything else is found nowhere.
+ID_PATTERN = r"^[0-9A-Za-z_]+$"
+MAX_ID_LENGTH = 40  # the id columns' width
+MAX_QUANTITY = 10_000
+MAX_LINES = 100
+# 100 lines x 10 000 x 10**12 = 10**18 < 2**63: no total can overflow a BIGINT before Money
+# refuses it (a total above MAX_MINOR_AMOUNT is a 422 invalid_request).
+MAX_UNIT_AMOUNT = MAX_MINOR_AMOUNT
+
+OrderIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, examples=["ord_x"])
+]
+PaymentIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, examples=["pay_x"])
+]
+
+
+_CURRENCY_ENUM: list[JsonValue] = [*sorted(ORDER_CURRENCIES)]
 
 
 class _Strict(BaseModel):
@@ -14,31 +37,43 @@ class _Strict(BaseModel):
 
 
 class OrderLineIn(_Strict):
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(ge=1, le=10_000)
-    unit_amount: int = Field(ge=0, le=MAX_MINOR_AMOUNT, description="minor units (fen, cents)")
+    sku: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
+    name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
+    # strict: a JSON integer, never "1999" or 19.0 read as one
+    quantity: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
+    unit_amount: int = Field(
+        strict=True, ge=1, le=MAX_UNIT_AMOUNT, description="minor units (fen, cents)"
+    )
 
 
 class CreateOrderIn(_Strict):
-    customer_id: str = Field(min_length=1, max_length=128)
-    currency: str = Field(min_length=3, max_length=3, examples=["CNY"])
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    customer_id: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
+    currency: str = Field(
+        examples=["CNY"],
+        description="a currency at least one channel takes",
+        json_schema_extra={"enum": _CURRENCY_ENUM},
+    )
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES)
     expires_in_s: int | None = Field(
-        default=None, ge=60, le=7 * 86400, description="default: the server's order TTL (30 min)"
+        default=None,
+        strict=True,
+        ge=60,
+        le=7 * 86400,
+        description="default: the server's order TTL (30 min)",
     )
 
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str) -> str:
-        if value not in CURRENCY_EXPONENTS:
-            raise ValueError(f"currency must be one of {sorted(CURRENCY_EXPONENTS)}")
+        if value not in ORDER_CURRENCIES:
+            raise ValueError(f"currency must be one of {sorted(ORDER_CURRENCIES)}")
         return value
 
 
 class ApplyPaymentIn(_Strict):
-    channel: str = Field(max_length=32, examples=["alipay"])
-    platform: Literal["pc", "wap", "app"]
+    # An unknown channel is refused as 422 channel_unsupported (problems.py), as API.md says.
+    channel: Channel = Field(examples=["alipay"])
+    platform: Platform = Field(examples=["pc"])
 
 
 class OrderLineOut(BaseModel):
@@ -122,9 +157,43 @@ class PaymentOptionsOut(BaseModel):
     options: list[PaymentOptionOut]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok"]
+
+
 class Problem(BaseModel):
+    """An RFC 9457 problem; ``code`` is the stable, machine-readable part."""
+
     type: str = "about:blank"
     title: str
     status: int
     code: str
     detail: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="422 invalid_request only")
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` written in place: for response bodies that
+    FastAPI does not register as components (those of another media type than the route's)."""
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[str(node["$ref"]).rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

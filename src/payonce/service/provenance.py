@@ -1,0 +1,28 @@
+"""Which request or job is doing the work now, for the audit trail's "cause" of each change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+# e.g. "POST /api/orders/ord_x/payments req 3f2a…", "job poll", "job relay", "cli reconcile".
+# A context variable: each asyncio task (a request, a background pass) sees its own.
+_cause: ContextVar[str | None] = ContextVar("payonce_cause", default=None)
+
+UNKNOWN = "unknown"
+
+
+def current_cause() -> str:
+    """The request or job now at work, or "unknown" when none said."""
+    return _cause.get() or UNKNOWN
+
+
+@contextmanager
+def caused_by(cause: str) -> Iterator[None]:
+    """Name the request or job at work inside the block (the outer one is restored after)."""
+    token = _cause.set(cause)
+    try:
+        yield
+    finally:
+        _cause.reset(token)
