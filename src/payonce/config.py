@@ -41,7 +41,10 @@ MIN_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAYONCE_", extra="ignore")
+    # A refused setting's error names the setting, never its value (it may be a key).
+    model_config = SettingsConfigDict(
+        env_prefix="PAYONCE_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path(".payonce")
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
     # it has no admin API.
     admin_key: SecretStr | None = None
     clock: Literal["system", "adjustable"] = "system"
+    # The proxies (load balancers) whose X-Forwarded-For names the client (comma-separated
+    # addresses, or "*" behind a proxy that always overwrites it): a shopper's rate limits
+    # count the address it names. Default: only a proxy on this machine.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # Other sites whose pages may open an order's WebSocket (JSON list of origins, e.g.
     # ["https://shop.example"]); payonce's own pages (PAYONCE_PUBLIC_URL) always may.
     allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
@@ -111,11 +118,11 @@ class Settings(BaseSettings):
     push_gateway_secret: SecretStr | None = None
     push_timeout_s: float = Field(default=5.0, gt=0, le=10)
 
-    # Calls per window, per client and per order, of applies, status reads and event streams,
-    # over the defaults (JSON), e.g. {"apply": {"order": "30/minute"}}; "off" counts nothing
-    # (a load test from one address).
+    # Calls per window, per client and per order, of applies, status reads, event streams and
+    # failed credentials, over the defaults (JSON), e.g. {"apply": {"order": "30/minute"}};
+    # "off" counts nothing (a load test from one address).
     rate_limits: dict[
-        Literal["apply", "status", "events"],
+        Literal["apply", "status", "events", "credentials"],
         dict[Literal["client", "order"], Annotated[str, Field(pattern=RATE_PATTERN)]],
     ] = Field(default_factory=dict)
     rate_limiting: Literal["on", "off"] = "on"

@@ -119,6 +119,14 @@ async def test_search_lists_undelivered_soonest_due_first_or_all_newest_first(
     assert failing.event == a
     assert (failing.attempts, failing.last_error) == (1, "503")
     assert failing.consumers == (ConsumerDelivery("order_webhook", 1, LATER, None, "503"),)
+    # The backlog counts every undelivered event and finds the oldest, however late its retry.
+    async with storage.transaction() as uow:
+        waiting, oldest = await uow.outbox.backlog()
+    assert (waiting, oldest) == (3, a.occurred_at)
+    async with storage.transaction() as uow:
+        for entry in (a, b, d):
+            assert await uow.outbox.mark_delivered(entry.id, now=LATER)
+        assert await uow.outbox.backlog() == (0, None)
 
 
 async def test_a_replay_makes_a_delivered_event_due_now_for_every_consumer_or_one(

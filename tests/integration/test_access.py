@@ -3,6 +3,7 @@ key alone (and it opens no order), API keys rotate, and other sites' pages open 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -157,6 +158,19 @@ async def test_the_admin_calls_refuse_the_api_key_and_the_client_secret(live: Li
         headers=live.admin,
     )
     assert (no_consumer.status_code, no_consumer.json()["code"]) == (422, "invalid_request")
+    yesterday = (live.clock.now() - timedelta(days=1)).date().isoformat()
+    reconciled = await live.http.post(
+        "/api/admin/reconcile",
+        json={"channel": "boleto", "date": yesterday, "repair": False},
+        headers=live.admin,
+    )
+    assert reconciled.status_code == 200, reconciled.text
+    assert reconciled.json()["day"] == yesterday
+    for day in ("0088-05-14", (live.clock.now() + timedelta(days=2)).date().isoformat()):
+        refused = await live.http.post(
+            "/api/admin/reconcile", json={"channel": "boleto", "date": day}, headers=live.admin
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request"), day
     metrics = await live.http.get("/metrics", headers=live.admin)
     assert metrics.status_code == 200
     assert 'payonce_extra_captures_refunded_total{channel="boleto"} 1.0' in metrics.text

@@ -112,3 +112,49 @@ async def test_a_redis_that_is_gone_lets_calls_through(start_live: LiveFactory) 
     order = await live.create_order()
     answers = [(await live.apply(order, key=str(uuid.uuid4()))).status_code for _ in range(3)]
     assert answers == [201, 200, 200]  # not counted, not refused: Redis costs speed only
+
+
+async def test_a_refused_call_uses_up_no_window(start_live: LiveFactory) -> None:
+    live = await start_live(rate_limits={"status": {"order": "2/minute", "client": "3/minute"}})
+    first, second = await live.create_order(), await live.create_order()
+
+    async def read(order: dict[str, Any]) -> tuple[int, str | None]:
+        answer = await live.http.get(
+            f"/api/orders/{order['id']}",
+            headers={"Authorization": f"Bearer {order['client_secret']}"},
+        )
+        return answer.status_code, answer.json().get("detail")
+
+    seen = [await read(o) for o in (first, first, first, second, second)]
+    assert [status for status, _ in seen] == [200, 200, 429, 200, 429]
+    # The third read of the first order was refused by its order's window, and counted in
+    # neither: the second order's first read still fits in the address's three.
+    assert "per order" in str(seen[2][1])
+    assert "per client" in str(seen[4][1])
+
+
+async def test_credentials_that_name_no_one_are_limited_per_address(
+    start_live: LiveFactory,
+) -> None:
+    live = await start_live(rate_limits={"credentials": {"client": "3/minute"}})
+    order = await live.create_order()
+    guesses = [
+        await live.http.get(
+            f"/api/orders/{order['id']}",
+            headers={"Authorization": f"Bearer {order['id']}_secret_guess{n}"},
+        )
+        for n in range(5)
+    ]
+    assert [g.status_code for g in guesses] == [401, 401, 401, 429, 429]
+    assert guesses[3].json()["code"] == "rate_limited"
+    assert int(guesses[3].headers["Retry-After"]) >= 1
+    assert _limited(live, "credentials", "client") == 2
+    # Good credentials from the same address are not held back by the failures.
+    assert (
+        await live.http.get(f"/api/orders/{order['id']}", headers=live.backend)
+    ).status_code == 200
+    url = live.url.replace("http", "ws") + f"/api/orders/{order['id']}/events?client_secret=x"
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert refused.value.response.status_code == 429

@@ -52,7 +52,6 @@ BAD_ORDERS: dict[str, tuple[dict[str, Any], list[Any]]] = {
     "no lines": (_order(lines=[]), ["body", "lines"]),
     "too many lines": (_order(lines=[LINE] * 101), ["body", "lines"]),
     "negative unit amount": (_line(unit_amount=-1), ["body", "lines", 0, "unit_amount"]),
-    "zero unit amount": (_line(unit_amount=0), ["body", "lines", 0, "unit_amount"]),
     "huge unit amount": (
         _line(unit_amount=MAX_MINOR_AMOUNT + 1),
         ["body", "lines", 0, "unit_amount"],

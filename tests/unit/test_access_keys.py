@@ -77,3 +77,11 @@ def test_secrets_come_from_mounted_files_and_a_variable_wins(
     monkeypatch.setenv("PAYONCE_SECRETS_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="not a directory"):
         Settings.load()
+
+
+def test_a_refused_setting_is_named_and_its_value_never_shown(tmp_path: Path) -> None:
+    key = "sk_" + "Q7" * 20
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, api_key=key, admin_key=key)  # type: ignore[arg-type]
+    assert "must differ" in str(refused.value)
+    assert "Q7Q7" not in str(refused.value)

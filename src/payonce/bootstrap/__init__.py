@@ -19,7 +19,6 @@ from payonce.adapters.order_service.webhook import OrderWebhook
 from payonce.adapters.providers.metered import MeteredProvider
 from payonce.adapters.push.log import LogPush
 from payonce.adapters.push.webhook import WebhookPush
-from payonce.adapters.rate_limits.windows import DEFAULT_LIMITS, WindowRateLimits
 from payonce.adapters.storage.engine import open_engine, sqlite_url, upgrade
 from payonce.adapters.storage.sql import SqlStorage
 from payonce.bootstrap.coordination import Coordination, coordination
@@ -185,19 +184,6 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
-def rate_limits_of(settings: Settings) -> RateLimits | None:
-    """The limits (the defaults, with what settings change), in Redis when it is shared."""
-    if settings.rate_limiting == "off":
-        return None
-    limits = {
-        call: {**scopes, **settings.rate_limits.get(call, {})}
-        for call, scopes in DEFAULT_LIMITS.items()
-    }
-    if settings.redis_url is not None:
-        return WindowRateLimits.in_redis(settings.redis_url, limits)
-    return WindowRateLimits.in_process(limits)
-
-
 def _sandbox_keys(settings: Settings) -> SandboxKeys:
     """The keys payonce and its sandbox share in development (made on first start)."""
     return SandboxKeys.load_or_create(settings.data_dir / "sandbox")
@@ -280,7 +266,7 @@ async def bootstrap(
         storage=storage,
         coordination=shared,
         metrics=metrics,
-        rate_limits=rate_limits_of(settings),
+        rate_limits=shared.rate_limits,
         order_webhook=webhook,
         push=push,
     )

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from payonce.adapters.cache.memory import InProcessCache
 from payonce.adapters.feed.memory import InProcessFeed
 from payonce.adapters.locks.memory import InProcessLocks
+from payonce.adapters.rate_limits.windows import DEFAULT_LIMITS, WindowRateLimits
 from payonce.config import Settings
 from payonce.errors import PayonceError
 from payonce.ports.cache import Cache
 from payonce.ports.clock import Clock
 from payonce.ports.feed import Feed
 from payonce.ports.locks import Locks
+from payonce.ports.rate_limits import LimitedCall, LimitScope, RateLimits
 from payonce.service.context import EventConsumer
 
 # Redis answers in well under a millisecond; one that takes this long is treated as gone.
@@ -48,13 +50,27 @@ class Coordination:
     aclose: Callable[[], Awaitable[None]] = field(default=_nothing)
     # Answers when the shared parts (Redis) are reachable, raises otherwise; None in-process.
     ping: Callable[[], Awaitable[None]] | None = None
+    # The rate limits' windows (None when PAYONCE_RATE_LIMITING=off).
+    rate_limits: RateLimits | None = None
+
+
+def limits_of(settings: Settings) -> dict[LimitedCall, dict[LimitScope, str]]:
+    """The default limits, with what settings change."""
+    return {
+        call: {**scopes, **settings.rate_limits.get(call, {})}
+        for call, scopes in DEFAULT_LIMITS.items()
+    }
 
 
 def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None) -> Coordination:
     """In-process parts without ``redis_url``; Redis ones with it. ``locks`` overrides the lock."""
+    limited = settings.rate_limiting == "on"
     if settings.redis_url is None:
         return Coordination(
-            locks=locks or InProcessLocks(clock), cache=InProcessCache(clock), feed=InProcessFeed()
+            locks=locks or InProcessLocks(clock),
+            cache=InProcessCache(clock),
+            feed=InProcessFeed(),
+            rate_limits=WindowRateLimits.in_process(limits_of(settings)) if limited else None,
         )
     try:
         import redis.asyncio as redis
@@ -100,4 +116,14 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
         streams=(RedisEventStream(client, breaker=breaker),),
         aclose=aclose,
         ping=ping,
+        rate_limits=(
+            WindowRateLimits.in_redis(
+                settings.redis_url,
+                limits_of(settings),
+                connection_pool=client.connection_pool,
+                breaker=breaker,
+            )
+            if limited
+            else None
+        ),
     )

@@ -75,7 +75,7 @@ async def work_forever(container: Container, interval_s: float) -> None:
 
     The daily reconciliation repairs missed captures and refunds extra ones, so it is one of
     the defences that ``PAYONCE_DEFENCES=off`` turns off (its policy flag)."""
-    beside = [asyncio.create_task(measure_forever(container, BACKLOG_INTERVAL_S), name="backlog")]
+    beside = []
     if container.deps.policy.reconcile_daily:
         beside.append(
             asyncio.create_task(
@@ -107,7 +107,8 @@ async def background(
     container: Container, *, interval_s: float, relay: bool = True
 ) -> AsyncIterator[None]:
     """Run the loops while inside. ``relay=False``: `payonce worker` processes relay and poll."""
-    tasks = []
+    # Every process measures the backlog, so each one's /metrics shows it.
+    tasks = [asyncio.create_task(measure_forever(container, BACKLOG_INTERVAL_S), name="backlog")]
     if relay:
         tasks.append(asyncio.create_task(work_forever(container, interval_s), name="due-work"))
     if container.sandbox is not None:

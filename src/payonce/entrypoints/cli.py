@@ -96,6 +96,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             host=host,
             port=port,
             log_config=None,  # logging is ours: one redacting formatter for every record
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             # Requests still open then are cut: every acknowledgement follows its commit, so a
             # cut request loses nothing its caller was told about.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -108,13 +110,20 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    host: Host = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics (admin key), /livez and /readyz on this port."),
+    ] = None,
+) -> None:
     """Run a worker: the outbox relay and the polls of open trades. Run as many as you like
     next to the API instances; they share the work through the database."""
     from payonce.entrypoints.worker import run_worker
 
     settings = _settings()
-    asyncio.run(run_worker(settings, console))
+    metrics_at = (host, metrics_port) if metrics_port is not None else None
+    asyncio.run(run_worker(settings, console, metrics_at=metrics_at))
 
 
 @app.command()

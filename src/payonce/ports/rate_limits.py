@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 # The calls that are limited: opening or reusing a trade, reading an order or payment (a poll),
-# and opening an order's event stream.
-LimitedCall = Literal["apply", "status", "events"]
+# opening an order's event stream, and presenting credentials that name no one.
+LimitedCall = Literal["apply", "status", "events", "credentials"]
 # Whose calls are counted together: one client (the shop backend, or a shopper's address), or
 # every caller of one order.
 LimitScope = Literal["client", "order"]

@@ -174,6 +174,10 @@ class OutboxRepository(Protocol):
         """For operators: undelivered entries soonest due first, or all entries newest first."""
         ...
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events some consumer has not acknowledged, and when the oldest happened."""
+        ...
+
     async def replay(
         self, event_id: EventId, *, now: datetime, consumer: str | None = None
     ) -> bool:

@@ -171,14 +171,9 @@ async def replay(
         return await uow.outbox.replay(event_id, now=now, consumer=consumer)
 
 
-# How many undelivered events a look at the backlog reads at most (the gauge saturates there).
-BACKLOG_LOOK = 1000
-
-
 async def measure_backlog(deps: Deps) -> None:
-    """Set the backlog gauges: undelivered events (up to BACKLOG_LOOK) and the oldest's age."""
+    """Set the backlog gauges: undelivered events, and the oldest one's age (0 when none)."""
     async with deps.storage.transaction() as uow:
-        waiting = await uow.outbox.search(undelivered_only=True, limit=BACKLOG_LOOK)
+        waiting, oldest = await uow.outbox.backlog()
     now = deps.clock.now()
-    oldest = min((entry.event.occurred_at for entry in waiting), default=now)
-    deps.metrics.outbox_backlog(len(waiting), (now - oldest).total_seconds())
+    deps.metrics.outbox_backlog(waiting, (now - (oldest or now)).total_seconds())

@@ -275,6 +275,10 @@ class _Outbox:
             entry, consumers=tuple(sorted(states.values(), key=lambda c: c.consumer))
         )
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        waiting = [e.event.occurred_at for e in self._st.outbox.values() if e.delivered_at is None]
+        return len(waiting), min(waiting, default=None)
+
     async def search(
         self,
         *,

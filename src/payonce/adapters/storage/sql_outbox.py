@@ -164,6 +164,13 @@ class SqlOutbox:
             query = query.where(outbox.c.topic == topic.value)
         return await self._entries(query)
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        undelivered = outbox.c.delivered_at.is_(None)  # the due index's rows
+        query = select(func.count(), func.min(outbox.c.occurred_at)).where(undelivered)
+        row: Any = (await self._s.execute(query)).one()
+        oldest: datetime | None = row[1]
+        return int(row[0]), oldest
+
     async def replay(
         self, event_id: EventId, *, now: datetime, consumer: str | None = None
     ) -> bool:

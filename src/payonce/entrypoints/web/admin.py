@@ -3,7 +3,7 @@ outbox event, reconcile a day's statement, and the metrics."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -21,7 +21,7 @@ from payonce.entrypoints.web.dependencies import (
     container_of,
     run_idempotent,
 )
-from payonce.entrypoints.web.orders import PROBLEMS
+from payonce.entrypoints.web.orders import PROBLEMS, problem_response
 from payonce.entrypoints.web.problems import render_json
 from payonce.entrypoints.web.schemas import PaymentOut
 from payonce.errors import EventNotFound, InvalidRequest, PaymentNotRefundable
@@ -32,7 +32,8 @@ from payonce.service.views import payment_view
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 operations = APIRouter(tags=["operations"])
-ADMIN_PROBLEMS: dict[int | str, dict[str, Any]] = {**PROBLEMS, **{403: PROBLEMS[401]}}
+ADMIN_PROBLEMS: dict[int | str, dict[str, Any]] = PROBLEMS
+STATEMENTS_KEPT = timedelta(days=400)
 REFUNDABLE = (PaymentStatus.PAID, PaymentStatus.REFUNDING, PaymentStatus.REFUNDED)
 ResourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 
@@ -101,10 +102,20 @@ async def replay_event(
     return Response(render_json(answer), media_type="application/json")
 
 
-@router.post("/reconcile", responses=ADMIN_PROBLEMS)
+@router.post(
+    "/reconcile",
+    responses={
+        **ADMIN_PROBLEMS,
+        502: problem_response("`provider_rejected`: the provider refused to give the statement"),
+    },
+)
 async def reconcile_day(body: ReconcileIn, caller: AdminDep, deps: DepsDep) -> Response:
     """Match a channel's statement of a day against payonce's records, repairing what is safe
     (a missed capture applied or refunded); the breaks left need a person."""
+    today = deps.clock.now().date()
+    if not today - STATEMENTS_KEPT <= body.date <= today:
+        # Providers bill days that ended, and keep their bills for a while (about a year).
+        raise InvalidRequest(f"a statement day from {today - STATEMENTS_KEPT} to {today}")
     result = await reconcile(deps, body.channel, body.date, repair=body.repair)
     return Response(render_json(result.as_json()), media_type="application/json")
 

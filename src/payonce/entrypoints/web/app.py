@@ -49,12 +49,23 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
-    app.add_middleware(RequestContext)
     problems.install(app)
+    app.add_middleware(RequestContext)  # added last: outermost, so every answer is named
     for module in (orders, payments, notify, events, health, admin, pages):
         app.include_router(module.router)
     app.include_router(admin.operations)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     if container.sandbox is not None:
         app.mount("/sandbox", container.sandbox.app, name="sandbox")
+    return app
+
+
+def create_operations_app(container: Container) -> FastAPI:
+    """What a worker serves: /metrics (admin key), /livez and /readyz, and nothing else."""
+    app = FastAPI(title="payonce worker", version=payonce.__version__, docs_url=None)
+    app.state.container = container
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(admin.operations)
+    app.add_middleware(RequestContext)
     return app

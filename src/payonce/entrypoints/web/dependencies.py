@@ -13,7 +13,7 @@ from payonce.entrypoints.web import rate_limiting
 from payonce.entrypoints.web.problems import problem_of, render_json
 from payonce.errors import IdempotencyKeyMissing, PayonceError
 from payonce.service import idempotency
-from payonce.service.access import Caller, authenticate, ensure_admin, ensure_not_admin
+from payonce.service.access import Caller, ensure_admin, ensure_not_admin
 from payonce.service.context import Deps
 
 
@@ -42,7 +42,7 @@ async def caller_of(
     """The shop backend or one order's shopper (an admin key is refused here), within the
     route's rate limits."""
     container = container_of(request)
-    caller = await authenticate(container.deps, bearer_token(authorization), container.access)
+    caller = await rate_limiting.authenticated(container, request, bearer_token(authorization))
     ensure_not_admin(caller)
     await rate_limiting.enforce(container, request, caller)
     return caller
@@ -54,7 +54,7 @@ async def admin_of(
 ) -> Caller:
     """An operator; the API key and every client_secret are refused here."""
     container = container_of(request)
-    caller = await authenticate(container.deps, bearer_token(authorization), container.access)
+    caller = await rate_limiting.authenticated(container, request, bearer_token(authorization))
     return ensure_admin(caller)
 
 

@@ -18,7 +18,7 @@ from payonce.entrypoints.web.dependencies import bearer_token
 from payonce.entrypoints.web.problems import problem_of
 from payonce.errors import Forbidden, PayonceError, RateLimited
 from payonce.service import orders
-from payonce.service.access import authenticate, ensure_not_admin
+from payonce.service.access import ensure_not_admin
 from payonce.service.context import Deps
 from payonce.service.views import order_event
 
@@ -62,7 +62,7 @@ async def order_events(
     try:
         if not origin_allowed(container, websocket.headers):
             raise Forbidden("a page of another site may not open this order's events")
-        caller = ensure_not_admin(await authenticate(deps, token, container.access))
+        caller = ensure_not_admin(await rate_limiting.authenticated(container, websocket, token))
         caller.ensure_order(OrderId(order_id))
         await orders.get_order(deps, OrderId(order_id))
         await rate_limiting.enforce(container, websocket, caller)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payonce.domain.transitions import IllegalTransition
+from payonce.entrypoints import logs
 from payonce.errors import ChannelUnsupported, PayonceError, StateConflict
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Answered outside every other middleware: the request's id is taken from its state.
+        request_id: str | None = getattr(request.state, "request_id", None)
+        with logs.bound(request_id=request_id):
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = problem_body(500, "internal_error", "Internal error")
-        return Response(body, status_code=500, media_type=PROBLEM)
+        headers = {"X-Request-Id": request_id} if request_id else None
+        return Response(body, status_code=500, media_type=PROBLEM, headers=headers)

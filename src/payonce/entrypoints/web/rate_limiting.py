@@ -1,4 +1,5 @@
-"""Which routes are rate limited, and who a call counts against: its client and its order."""
+"""Which routes are rate limited, and who a call counts against: its client and its order;
+and credentials that name no one, counted per address."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from starlette.requests import HTTPConnection
 
 from payonce.adapters.rate_limits.windows import BACKEND
 from payonce.bootstrap import Container
-from payonce.errors import RateLimited
+from payonce.errors import RateLimited, Unauthorized
 from payonce.ports.rate_limits import LimitedCall
-from payonce.service.access import Caller
+from payonce.service.access import Caller, authenticate
 
 # (method, route template) → the limited call it is. Creating orders is the backend's alone
 # (authenticated, and bounded by its checkout); notifications are the providers'.
@@ -50,3 +51,24 @@ async def enforce(container: Container, connection: HTTPConnection, caller: Call
         f"{call} limited to {refusal.limit} per {refusal.scope}",
         retry_after_s=refusal.retry_after_s,
     )
+
+
+async def authenticated(
+    container: Container, connection: HTTPConnection, token: str | None
+) -> Caller:
+    """The caller the token names; a token that names no one counts against its address's
+    window of failed credentials, and past it the answer is 429 instead of 401."""
+    try:
+        return await authenticate(container.deps, token, container.access)
+    except Unauthorized:
+        limits = container.rate_limits
+        if limits is not None:
+            host = connection.client.host if connection.client else "unknown"
+            refusal = await limits.hit("credentials", client=f"ip:{host}", order="")
+            if refusal is not None:
+                container.metrics.rate_limited("credentials", refusal.scope)
+                raise RateLimited(
+                    f"too many failed credentials from this address ({refusal.limit})",
+                    retry_after_s=refusal.retry_after_s,
+                ) from None
+        raise

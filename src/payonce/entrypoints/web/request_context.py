@@ -44,6 +44,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id  # for the 500 handler
         path: str = scope["path"]
         method = scope.get("method", "WS")
 

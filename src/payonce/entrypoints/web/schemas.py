@@ -41,8 +41,9 @@ class OrderLineIn(_Strict):
     name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
     # strict: a JSON integer, never "1999" or 19.0 read as one
     quantity: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
+    # 0 is a free line (a gift); the order's total is what the shopper pays.
     unit_amount: int = Field(
-        strict=True, ge=1, le=MAX_UNIT_AMOUNT, description="minor units (fen, cents)"
+        strict=True, ge=0, le=MAX_UNIT_AMOUNT, description="minor units (fen, cents)"
     )
 
 
