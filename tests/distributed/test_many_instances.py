@@ -213,8 +213,9 @@ async def test_a_paused_lock_holder_is_fenced_off_when_it_resumes(
     )
     order = await shop.create_order()
     faults = f"{shop.stack.sandbox_url}/faults"
-    # The provider opens the trade, then holds its answer back.
-    held = await shop.http.put(faults, json={"create_timeout_rate": 1.0, "timeout_hold_s": 60})
+    # The provider opens the trade, then holds its answer back: past the pause below, yet not
+    # so long that the sandbox's shutdown waits long for the held request.
+    held = await shop.http.put(faults, json={"create_timeout_rate": 1.0, "timeout_hold_s": 10})
     assert held.status_code == 200, held.text
 
     # Alipay: WeChat Pay refuses to close a trade in its first five minutes.

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, WebSocketRoute
 
 from tests.e2e.checkout import PHONE_VIEWPORT, status_is
 
-ROUNDS = {"websocket": 30, "long-poll": 10}
+ROUNDS = {"websocket": 20, "long-poll": 6}
 EVENTS = re.compile(r".*/api/orders/ord_\w+/events.*")
 
 

@@ -67,7 +67,7 @@ from tests.integration.stateful_world import (
 
 # About 40 s on an idle 2-core machine; derandomized, so every run tries the same sequences.
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=60,
     stateful_step_count=50,
     deadline=None,
     database=None,
