@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from payonce.entrypoints import logs
-from payonce.service.provenance import caused_by
+from payonce.service.provenance import caused_by, working_on
 
 SECRET = "ord_abc_secret_MRSkdPidG8k79bW909O3TACtgWQNkYZc"
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
@@ -90,3 +90,13 @@ def test_libraries_that_log_secrets_are_kept_quieter(log_lines: io.StringIO) -> 
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
     logging.getLogger("httpx").info("HTTP Request: GET https://x.example/?token=abc")
     assert _records(log_lines) == []
+
+
+def test_background_work_names_its_order_and_payment(log_lines: io.StringIO) -> None:
+    with caused_by("job poll"), working_on("ord_9", "pay_9"):
+        logging.getLogger("payonce.service.polling").warning("provider slow")
+    with logs.bound(order_id="ord_from_path"), working_on("ord_9"):
+        logging.getLogger("payonce").warning("inside a request")
+    job, request = _records(log_lines)
+    assert (job["cause"], job["order_id"], job["payment_id"]) == ("job poll", "ord_9", "pay_9")
+    assert request["order_id"] == "ord_from_path"  # what the request named stands

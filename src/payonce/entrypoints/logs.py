@@ -13,7 +13,7 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from payonce.service.provenance import current_cause
+from payonce.service.provenance import current_cause, current_subject
 
 LogFormat = Literal["json", "console"]
 
@@ -74,10 +74,16 @@ def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def add_cause(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    """The request or job at work (the audit trail's cause), when one said."""
+    """The request or job at work (the audit trail's cause), when one said, and the order and
+    payment it is about."""
     cause = current_cause()
     if cause != "unknown":
         event.setdefault("cause", cause)
+    order_id, payment_id = current_subject()
+    if order_id is not None:
+        event.setdefault("order_id", order_id)
+    if payment_id is not None:
+        event.setdefault("payment_id", payment_id)
     return event
 
 

@@ -22,6 +22,7 @@ from payonce.errors import FenceRejected, PaymentOutcomeUnknown, StaleVersion
 from payonce.ports.locks import Lease
 from payonce.service import audit
 from payonce.service.context import Deps, order_lock_key
+from payonce.service.provenance import working_on
 from payonce.service.recording import cache_order_state, publish
 from payonce.service.trades import close_trade, sync_with_provider
 
@@ -40,8 +41,9 @@ async def expire_due(deps: Deps) -> int:
     closed = 0
     for order in due:
         try:
-            if await expire_order(deps, order.id) is not None:
-                closed += 1
+            with working_on(order.id):
+                if await expire_order(deps, order.id) is not None:
+                    closed += 1
         except Exception:
             log.exception("expiry of order %s failed", order.id)
             await _postpone(deps, order.id)

@@ -27,6 +27,7 @@ from payonce.ports.provider import (
 )
 from payonce.service.context import Deps, order_lock_key
 from payonce.service.orders import get_payment
+from payonce.service.provenance import working_on
 from payonce.service.recording import CAPTURABLE, note_notification, record
 from payonce.service.trades import close_trade, outcome_of, sync_with_provider
 
@@ -49,7 +50,8 @@ async def handle_notification(
         await _ask_soon(deps, channel, rejected)
         return provider.refuse(rejected.reason)
     try:
-        await _apply(deps, note, payment)
+        with working_on(payment.order_id, payment.id):
+            await _apply(deps, note, payment)
     except PayonceError:
         deps.metrics.notification_received(channel.value, "not_applied")
         raise

@@ -15,6 +15,7 @@ from payonce.domain.events import Topic
 from payonce.domain.ids import EventId, OrderId
 from payonce.ports.storage import OutboxEntry, Storage
 from payonce.service.context import Deps, EventConsumer
+from payonce.service.provenance import working_on
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,11 @@ def relay_only(consumer: EventConsumer) -> bool:
 
 
 async def _deliver(deps: Deps, entry: OutboxEntry, *, inline: bool) -> bool:
+    with working_on(entry.event.order_id, entry.event.payment_id):
+        return await _deliver_to_consumers(deps, entry, inline=inline)
+
+
+async def _deliver_to_consumers(deps: Deps, entry: OutboxEntry, *, inline: bool) -> bool:
     event = entry.event
     takers = [c for c in deps.consumers if event.topic in c.topics]
     if not takers:

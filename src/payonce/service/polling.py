@@ -15,6 +15,7 @@ from payonce.domain.order import Order
 from payonce.domain.payment import Payment
 from payonce.ports.storage import PollJob
 from payonce.service.context import Deps, order_lock_key
+from payonce.service.provenance import working_on
 from payonce.service.trades import sync_with_provider
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ async def poll_due(deps: Deps) -> int:
     for job in jobs:
         deps.metrics.poll_ran((now - job.due_at).total_seconds())
         try:
-            await _poll(deps, job)
+            with working_on(job.order_id, job.payment_id):
+                await _poll(deps, job)
             polled += 1
         except Exception:
             # Its claim lapses and another pass takes it again: a failed poll is only late.

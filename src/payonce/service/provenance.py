@@ -1,4 +1,5 @@
-"""Which request or job is doing the work now, for the audit trail's "cause" of each change."""
+"""Which request or job is doing the work now, and on which order and payment: the audit
+trail's "cause" of each change, and what every log line of that work is stamped with."""
 
 from __future__ import annotations
 
@@ -26,3 +27,24 @@ def caused_by(cause: str) -> Iterator[None]:
         yield
     finally:
         _cause.reset(token)
+
+
+# The order and payment the work at hand is about (None where it is about none).
+_subject: ContextVar[tuple[str | None, str | None]] = ContextVar(
+    "payonce_subject", default=(None, None)
+)
+
+
+def current_subject() -> tuple[str | None, str | None]:
+    """(order id, payment id) of the work at hand."""
+    return _subject.get()
+
+
+@contextmanager
+def working_on(order_id: str | None, payment_id: str | None = None) -> Iterator[None]:
+    """Name the order (and payment) the work inside the block is about."""
+    token = _subject.set((order_id, payment_id))
+    try:
+        yield
+    finally:
+        _subject.reset(token)

@@ -16,6 +16,7 @@ from datetime import datetime
 from payonce.domain.ids import PaymentId
 from payonce.domain.payment import Payment
 from payonce.service.context import Deps, order_lock_key
+from payonce.service.provenance import working_on
 from payonce.service.trades import sync_with_provider
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ async def sweep(deps: Deps) -> int:
         after = (batch[-1].updated_at, batch[-1].id)
         for payment in batch:
             try:
-                await _sweep_one(deps, payment)
+                with working_on(payment.order_id, payment.id):
+                    await _sweep_one(deps, payment)
                 swept += 1
             except Exception:
                 log.exception("sweep of payment %s failed", payment.id)
