@@ -24,6 +24,7 @@ import httpx
 from payonce.adapters.providers.boleto_statement import parse_psp_time, parse_statement
 from payonce.adapters.providers.freshness import require_fresh
 from payonce.adapters.providers.http_pool import ClientPool
+from payonce.adapters.providers.strict_json import loads_strict
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -311,10 +312,8 @@ class BoletoProvider:
         # The PSP signs every attempt anew: an old timestamp is a replay of an earlier delivery.
         require_fresh(signed_at, self._clock.now(), what=f"signature time {stamp}")
         try:
-            event = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys)
-        except (
-            ValueError
-        ) as error:  # not UTF-8 (json.loads would guess UTF-16), not JSON, a key twice
+            event = loads_strict(body)
+        except ValueError as error:  # not UTF-8, not JSON, a key twice
             raise NotificationRejected("malformed", f"not JSON: {error}") from error
         if not isinstance(event, dict):
             raise NotificationRejected("malformed", "not a JSON object")
@@ -389,13 +388,6 @@ class BoletoProvider:
     def refuse(self, reason: str) -> NotificationReply:
         body = json.dumps({"received": False, "reason": reason}).encode("utf-8")
         return NotificationReply(400, body, "application/json")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"a key appears twice in {sorted(keys)}")
-    return dict(pairs)
 
 
 def _named_trade(body: bytes) -> str | None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from payonce.adapters.providers.freshness import require_fresh
 from payonce.adapters.providers.paypal_http import parse_paypal_time
+from payonce.adapters.providers.strict_json import loads_strict
 from payonce.domain.channels import Channel
 from payonce.domain.money import InvalidMoney, Money
 from payonce.errors import NotificationRejected
@@ -74,13 +75,6 @@ def _served_by(url: str, origin: tuple[str, str, str]) -> bool:
         and ".." not in parts.path
         and not parts.username
     )
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"a key appears twice in {sorted(keys)}")
-    return dict(pairs)
 
 
 def _named_trade(body: bytes) -> str | None:
@@ -136,10 +130,8 @@ class WebhookVerifier:
     def _parse(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         self._verify({name.lower(): value for name, value in headers.items()}, body)
         try:
-            event = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys)
-        except (
-            ValueError
-        ) as error:  # not UTF-8 (json.loads would guess UTF-16), not JSON, a key twice
+            event = loads_strict(body)
+        except ValueError as error:  # not UTF-8, not JSON, a key twice
             raise NotificationRejected("malformed", f"not JSON: {error}") from error
         if not isinstance(event, dict) or not isinstance(event.get("resource"), dict):
             raise NotificationRejected("malformed", "no event resource")

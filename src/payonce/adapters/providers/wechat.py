@@ -24,6 +24,7 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import aes_decrypt
 
 from payonce.adapters.providers.freshness import require_fresh
+from payonce.adapters.providers.strict_json import loads_strict
 from payonce.adapters.providers.wechat_bill import parse_bill, verified_bill
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
@@ -115,17 +116,10 @@ def _json_object(text: object) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"a key appears twice in {sorted(keys)}")
-    return dict(pairs)
-
-
 def _strict_json(text: bytes) -> dict[str, Any] | None:
     """A JSON object whose keys each appear once (two readers must never see two stories)."""
     try:
-        data = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys) if text else None
+        data = loads_strict(text) if text else None
     except ValueError:  # UnicodeDecodeError and JSONDecodeError included
         return None
     return data if isinstance(data, dict) else None
