@@ -29,6 +29,7 @@ from payonce.domain.transitions import TransitionTable
 from payonce.entrypoints.web.app import create_app
 from payonce.errors import NotificationRejected, PayonceError
 from payonce.ports.provider import TradeState
+from payonce.ports.storage import AuditEntry
 from payonce.sandbox.app import Sandbox
 from payonce.sandbox.faults import FaultSettings
 from payonce.sandbox.ledger import Movement
@@ -142,6 +143,9 @@ class Trade:
 class OrderView:
     order: Order
     trades: tuple[Trade, ...]
+    # The audit trail's rows of the order, and the status of each of its refunds.
+    audit: tuple[AuditEntry, ...] = ()
+    refunds: tuple[tuple[str, str], ...] = ()
 
     def applied(self) -> list[Trade]:
         return [t for t in self.trades if t.payment.applied]
@@ -323,17 +327,23 @@ class World:
     async def view(self, order_ids: list[str]) -> dict[str, OrderView]:
         async with self.deps.storage.transaction() as uow:
             loaded = [
-                (await uow.orders.get(OrderId(o)), await uow.payments.for_order(OrderId(o)))
+                (
+                    await uow.orders.get(OrderId(o)),
+                    await uow.payments.for_order(OrderId(o)),
+                    await uow.audit.for_order(OrderId(o)),
+                    await uow.refunds.for_order(OrderId(o)),
+                )
                 for o in order_ids
             ]
         views: dict[str, OrderView] = {}
-        for order, payments in loaded:
+        for order, payments, audit, refunds in loaded:
             assert order is not None
             trades = [
                 Trade(p, tuple(self.sandbox.ledger(p.out_trade_no)), await self._open(p))
                 for p in payments
             ]
-            views[order.id] = OrderView(order, tuple(trades))
+            refunded = tuple((r.refund_no, r.status.value) for r in refunds)
+            views[order.id] = OrderView(order, tuple(trades), tuple(audit), refunded)
         return views
 
     async def _open(self, payment: Payment) -> bool:

@@ -31,6 +31,7 @@ What holds when:
 
 from __future__ import annotations
 
+import itertools
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -328,6 +329,24 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.extra_captures_are_refunded_once_relayed(views)
         self.one_open_trade_per_order(views)
         self.acknowledged_notifications_show(views)
+        self.every_change_is_audited(views)
+
+    def every_change_is_audited(self, views: list[OrderView]) -> None:
+        """Each order, payment and refund has an unbroken chain of audit rows, from its
+        creation to the status it has now: no change was made without its row."""
+        for view in views:
+            current = {view.order.id: view.order.status.value}
+            current.update({t.payment.id: t.payment.status.value for t in view.trades})
+            current.update(dict(view.refunds))
+            chains: dict[str, list[tuple[str | None, str]]] = {}
+            for row in view.audit:
+                chains.setdefault(row.entity_id, []).append((row.from_status, row.to_status))
+            assert set(chains) == set(current), (chains, current)
+            for entity, chain in chains.items():
+                assert chain[0][0] is None, (entity, chain)
+                for (_, reached), (left, _) in itertools.pairwise(chain):
+                    assert left == reached, (entity, chain)
+                assert chain[-1][1] == current[entity], (entity, chain, current[entity])
 
     def one_applied_payment_per_order(self, views: list[OrderView]) -> None:
         for view in views:
