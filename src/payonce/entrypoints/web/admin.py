@@ -80,6 +80,9 @@ async def refund_now(
 
     async def handler() -> tuple[int, Any]:
         refunded = await refund_extra_capture(deps, payment.id, RefundReason(body.reason))
+        if refunded.status is not PaymentStatus.REFUNDED:
+            # It stopped being an extra capture meanwhile (it paid its order): nothing moved.
+            raise PaymentNotRefundable(f"payment {refunded.id} is {refunded.status}")
         return 200, payment_view(refunded)
 
     return await run_idempotent(request, caller, key, handler)
