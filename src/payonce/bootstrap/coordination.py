@@ -8,6 +8,7 @@ misses, the feed still reaches this process's subscribers, and the outbox keeps 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -102,7 +103,9 @@ def coordination(settings: Settings, clock: Clock, *, locks: Locks | None = None
     redis_locks = RedisLocks(client, fallback=InProcessLocks(clock), breaker=breaker)
 
     async def ping() -> None:
-        await client.ping()  # type: ignore[misc]  # redis-py types it sync-or-async
+        answer = client.ping()  # (redis-py before 8 types it sync-or-async)
+        if inspect.isawaitable(answer):
+            await answer
 
     async def aclose() -> None:
         await redis_locks.aclose()
