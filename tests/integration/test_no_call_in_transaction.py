@@ -96,6 +96,9 @@ class TransactionProbe:
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         return self.inner.parse_notification(headers, body)
 
+    def named_trade(self, body: bytes) -> str | None:
+        return self.inner.named_trade(body)
+
     def acknowledge(self) -> NotificationReply:
         return self.inner.acknowledge()
 

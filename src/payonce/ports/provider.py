@@ -168,6 +168,11 @@ class PaymentProvider(Protocol):
         """Verify the signature on the raw bytes; raise ``NotificationRejected`` otherwise."""
         ...
 
+    def named_trade(self, body: bytes) -> str | None:
+        """Our trade number a notification's body names, read without verifying it: never
+        trusted, only a hint of which trade to ask the provider about after a refusal."""
+        ...
+
     def acknowledge(self) -> NotificationReply:
         """The answer that tells the provider to stop retrying."""
         ...

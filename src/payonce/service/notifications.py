@@ -47,7 +47,8 @@ async def handle_notification(
         log.warning("%s notification rejected: %s", channel, rejected.detail)
         deps.metrics.notification_rejected(channel.value, rejected.reason)
         deps.metrics.notification_received(channel.value, "rejected")
-        await _ask_soon(deps, channel, rejected)
+        if rejected.reason != "ignored":  # (an event about nothing we hold)
+            await _ask_soon(deps, channel, rejected.out_trade_no or provider.named_trade(body))
         return provider.refuse(rejected.reason)
     try:
         with working_on(payment.order_id, payment.id):
@@ -100,7 +101,7 @@ async def _matching_payment(deps: Deps, merchant_id: str, note: ProviderNotifica
     return payment
 
 
-async def _ask_soon(deps: Deps, channel: Channel, rejected: NotificationRejected) -> None:
+async def _ask_soon(deps: Deps, channel: Channel, out_trade_no: str | None) -> None:
     """Make the poll of the open trade a refused notification names due now.
 
     The body is not trusted (it may be forged), so nothing is applied and the provider is not
@@ -108,11 +109,11 @@ async def _ask_soon(deps: Deps, channel: Channel, rejected: NotificationRejected
     provider's own answer counts. At most once per trade per read-repair interval, whatever
     the number of refused notifications naming it.
     """
-    if rejected.out_trade_no is None or rejected.reason == "ignored" or not deps.policy.poll_trades:
+    if out_trade_no is None or not deps.policy.poll_trades:
         return
     try:
         async with deps.storage.transaction() as uow:
-            payment = await uow.payments.by_out_trade_no(rejected.out_trade_no)
+            payment = await uow.payments.by_out_trade_no(out_trade_no)
         if payment is None or payment.channel is not channel or not payment.is_live:
             return
         asked = f"notify-suspect:{payment.id}"
@@ -132,7 +133,7 @@ async def _ask_soon(deps: Deps, channel: Channel, rejected: NotificationRejected
             )
         log.info("refused %s notification names %s: its poll is due now", channel, payment.id)
     except Exception:  # a refusal is answered whatever happens here; the polls go on anyway
-        log.exception("could not bring the poll of %s forward", rejected.out_trade_no)
+        log.exception("could not bring the poll of %s forward", out_trade_no)
 
 
 async def _apply(deps: Deps, note: ProviderNotification, payment: Payment) -> None:

@@ -300,12 +300,10 @@ class AlipayProvider:
         return RefundResult(refund_no, amount, completed=done)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
-        try:
-            return self._parse_notification(body)
-        except NotificationRejected as rejected:
-            if rejected.out_trade_no is None:
-                rejected.out_trade_no = _named_trade(body)
-            raise
+        return self._parse_notification(body)
+
+    def named_trade(self, body: bytes) -> str | None:
+        return _named_trade(body)
 
     def _parse_notification(self, body: bytes) -> ProviderNotification:
         try:

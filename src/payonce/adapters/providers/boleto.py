@@ -295,15 +295,10 @@ class BoletoProvider:
 
     # -- webhooks --------------------------------------------------------------------------
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
-        try:
-            return self._parse_notification(headers, body)
-        except NotificationRejected as rejected:
-            if rejected.out_trade_no is None:
-                rejected.out_trade_no = _named_trade(body)
-            raise
+    def named_trade(self, body: bytes) -> str | None:
+        return _named_trade(body)
 
-    def _parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         stamp = self._verify(headers, body)
         try:
             signed_at = datetime.fromtimestamp(stamp, UTC)

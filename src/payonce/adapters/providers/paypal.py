@@ -25,7 +25,7 @@ from payonce.adapters.providers.paypal_http import (
     parse_paypal_time,
 )
 from payonce.adapters.providers.paypal_report import report_page
-from payonce.adapters.providers.paypal_webhooks import WebhookVerifier
+from payonce.adapters.providers.paypal_webhooks import WebhookVerifier, named_trade
 from payonce.domain.channels import Channel, Platform
 from payonce.domain.money import InvalidMoney, Money
 from payonce.domain.payment import Action, ActionType
@@ -403,6 +403,9 @@ class PaypalProvider:
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         return self._webhooks.parse(headers, body)
+
+    def named_trade(self, body: bytes) -> str | None:
+        return named_trade(body)
 
     def acknowledge(self) -> NotificationReply:
         return NotificationReply(200, b"", "text/plain")

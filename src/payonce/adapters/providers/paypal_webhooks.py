@@ -77,7 +77,7 @@ def _served_by(url: str, origin: tuple[str, str, str]) -> bool:
     )
 
 
-def _named_trade(body: bytes) -> str | None:
+def named_trade(body: bytes) -> str | None:
     """Our number in a refused event, read without trusting it (a hint to ask about)."""
     try:
         event = json.loads(body)
@@ -120,14 +120,6 @@ class WebhookVerifier:
         self._clock = clock
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
-        try:
-            return self._parse(headers, body)
-        except NotificationRejected as rejected:
-            if rejected.out_trade_no is None:
-                rejected.out_trade_no = _named_trade(body)
-            raise
-
-    def _parse(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         self._verify({name.lower(): value for name, value in headers.items()}, body)
         try:
             event = loads_strict(body)

@@ -368,14 +368,6 @@ class WechatProvider:
     # -- notifications ---------------------------------------------------------------------
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
-        try:
-            return self._parse_notification(headers, body)
-        except NotificationRejected as rejected:
-            if rejected.out_trade_no is None:
-                rejected.out_trade_no = self._named_trade(body)
-            raise
-
-    def _parse_notification(self, headers: Mapping[str, str], body: bytes) -> ProviderNotification:
         lowered = {name.lower(): value for name, value in headers.items()}
         wire = {name: lowered.get(name.lower(), "") for name in _HEADERS}
         if not wire["Wechatpay-Signature"]:
@@ -412,7 +404,7 @@ class WechatProvider:
             raise NotificationRejected("unsupported_event", str(envelope.get("event_type")))
         return self._notification(str(envelope.get("id", "")), transaction)
 
-    def _named_trade(self, body: bytes) -> str | None:
+    def named_trade(self, body: bytes) -> str | None:
         """The out_trade_no of a refused notification, if its resource decrypts: AES-GCM
         authenticates it under our APIv3 key, yet it is only a hint to ask the provider about."""
         envelope = _json_object(body)
